@@ -1,0 +1,1 @@
+"""The gRPC layer: servicers (protobuf <-> domain), the interceptor, the server lifecycle."""

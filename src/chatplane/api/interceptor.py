@@ -1,0 +1,168 @@
+"""One interceptor for every chatplane RPC: authentication, scopes, per-tenant rate limits,
+error -> status conversion and one structured access-log line per call.
+
+It wraps each method handler, so the work runs in the handler's own task (ContextVars
+set here are visible to servicers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import grpc
+
+from chatplane.api import context
+from chatplane.api.errors import to_status
+from chatplane.errors import ChatplaneError, ResourceExhausted, Unavailable
+from chatplane.ratelimit import RateLimiter, RateLimiterUnavailable
+from chatplane.services.auth import Authenticator
+
+access_log = logging.getLogger("chatplane.access")
+log = logging.getLogger("chatplane.api")
+
+UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+# Methods outside chatplane (health, reflection) are public.
+PROTECTED_PREFIX = "/chatplane."
+
+
+def _headers(ctx: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in ctx.invocation_metadata() or ():
+        if isinstance(value, str):
+            out[key.lower()] = value
+    return out
+
+
+class ApiInterceptor(grpc.aio.ServerInterceptor):
+    """See the module docstring. `scopes` maps full method names to the scope they need."""
+
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        scopes: Mapping[str, str],
+    ) -> None:
+        self._auth = authenticator
+        self._limiter = limiter
+        self._scopes = dict(scopes)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = cast(str, handler_call_details.method)
+        if handler is None or not method.startswith(PROTECTED_PREFIX):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # no client-streaming RPCs in the contract
+
+    async def _admit(self, state: context.CallState, headers: dict[str, str]) -> None:
+        """Authenticate, check the method's scope, count the call against the tenant."""
+        scope = self._scopes.get(state.method)
+        if scope is None:  # every chatplane method must be listed: deny by default
+            raise ChatplaneError(f"No access policy for {state.method}")
+        principal = await self._auth.authenticate(headers)
+        state.principal = principal
+        principal.require(scope)
+        try:
+            decision = await self._limiter.hit(principal.tenant_id)
+        except RateLimiterUnavailable as exc:
+            raise Unavailable("Rate limiter unavailable", reason="RATE_LIMITER_DOWN") from exc
+        state.response_headers.update(decision.headers())
+        if not decision.allowed:
+            raise ResourceExhausted(
+                "Rate limit exceeded", reason="RATE_LIMIT_EXCEEDED", headers=decision.headers()
+            )
+
+    def _start(self, method: str, headers: dict[str, str]) -> context.CallState:
+        state = context.CallState(method, headers.get("x-request-id") or uuid.uuid4().hex)
+        context.begin(state)
+        return state
+
+    async def _fail(
+        self, ctx: grpc.aio.ServicerContext[Any, Any], state: context.CallState, exc: Exception
+    ) -> None:
+        if not isinstance(exc, ChatplaneError):
+            log.exception("unhandled error in %s", state.method, exc_info=exc)
+        code, message, trailing = to_status(exc, state.response_headers)
+        ctx.set_trailing_metadata(trailing)
+        ctx.set_code(code)
+        ctx.set_details(message)
+
+    def _wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def wrapped(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            state = self._start(method, _headers(ctx))
+            try:
+                await self._admit(state, _headers(ctx))
+                response = await behavior(request, ctx)
+                await ctx.send_initial_metadata(tuple(state.response_headers.items()))
+                return response
+            except Exception as exc:  # noqa: BLE001 - converted to a status in one place
+                await self._fail(ctx, state, exc)
+                return None
+            finally:
+                _log(state, ctx, started)
+
+        return wrapped
+
+    def _wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def wrapped(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            state = self._start(method, _headers(ctx))
+            first = True
+            try:
+                await self._admit(state, _headers(ctx))
+                async for message in behavior(request, ctx):
+                    if first:
+                        # Headers go out with the first message, so an error raised
+                        # before it is still a trailers-only status (a real HTTP error).
+                        await ctx.send_initial_metadata(tuple(state.response_headers.items()))
+                        first = False
+                    yield message
+            except Exception as exc:  # noqa: BLE001 - converted to a status in one place
+                await self._fail(ctx, state, exc)
+            finally:
+                _log(state, ctx, started)
+
+        return wrapped
+
+
+def _log(state: context.CallState, ctx: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
+    code = ctx.code()
+    name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+    if ctx.cancelled():
+        name = "CANCELLED"
+    access_log.info(
+        json.dumps(
+            {
+                "method": state.method,
+                "status": name,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "tenant": state.principal.tenant_id if state.principal else None,
+                "subject": state.principal.subject if state.principal else None,
+                "request_id": state.request_id,
+            }
+        )
+    )

@@ -1,0 +1,141 @@
+"""Server lifecycle: storage, services, the grpc.aio server, health, reflection, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from chatplane.api.interceptor import ApiInterceptor
+from chatplane.api.servicers import keys, projects
+from chatplane.config import Settings
+from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
+from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
+from chatplane.ratelimit import RateLimiter, Window, build_rate_limiter
+from chatplane.services.auth import Authenticator
+from chatplane.services.iam import Bootstrap, IamService
+from chatplane.services.projects import ProjectService
+from chatplane.services.security import SecretBox
+from chatplane.storage.db import create_engine, migrate, session_factory
+
+log = logging.getLogger("chatplane.server")
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # matches the gateway's body limit
+
+
+class App:
+    """The whole server. `start()` migrates and serves; `stop()` drains and closes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings.database_url)
+        self.sessions = session_factory(self.engine)
+        self.box = SecretBox.from_passphrase_or_file(
+            settings.secret_key, settings.data_dir / "secret.key"
+        )
+        self.iam = IamService(self.sessions, self.box)
+        self.projects = ProjectService(self.sessions)
+        self.authenticator = Authenticator(self.sessions, self.box)
+        self.limiter: RateLimiter = build_rate_limiter(
+            [
+                Window(60, settings.rate_limit_per_minute),
+                Window(3600, settings.rate_limit_per_hour),
+            ],
+            settings.redis_url,
+        )
+        self.health = health.aio.HealthServicer()
+        self.bootstrap: Bootstrap | None = None
+        self.grpc_port = 0
+        self._server: grpc.aio.Server | None = None
+        self._service_names: list[str] = []
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate(self.engine)
+        self.bootstrap = await self.iam.bootstrap(self.settings.bootstrap_api_key)
+
+        scope_table = {**projects.SCOPES, **keys.SCOPES}
+        server = grpc.aio.server(
+            interceptors=[
+                ApiInterceptor(
+                    authenticator=self.authenticator, limiter=self.limiter, scopes=scope_table
+                )
+            ],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        project_service_pb2_grpc.add_ProjectServiceServicer_to_server(
+            projects.ProjectServicer(self.projects), server
+        )
+        api_key_service_pb2_grpc.add_ApiKeyServiceServicer_to_server(
+            keys.ApiKeyServicer(self.iam, self.authenticator), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self._service_names = [
+            project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"].full_name,
+            api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
+        ]
+        missing = _unlisted_methods(self._service_names, scope_table)
+        if missing:
+            raise RuntimeError(f"methods without an access policy: {missing}")
+        reflection.enable_server_reflection(
+            [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME],
+            server,
+        )
+        self.grpc_port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
+        await server.start()
+        self._server = server
+        # SERVING only now that storage is migrated and bootstrapped.
+        for name in ["", *self._service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC listening on %s:%d", self.settings.host, self.grpc_port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight calls finish within the grace period, close storage."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        await self.limiter.aclose()
+        await self.engine.dispose()
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+
+def _unlisted_methods(service_names: Sequence[str], scope_table: dict[str, str]) -> list[str]:
+    from google.protobuf import descriptor_pool  # noqa: PLC0415
+
+    pool = descriptor_pool.Default()
+    missing = []
+    for name in service_names:
+        for method in pool.FindServiceByName(name).methods:
+            full = f"/{name}/{method.name}"
+            if full not in scope_table:
+                missing.append(full)
+    return missing
+
+
+async def serve_until_signal(app: App, *, on_started: list[asyncio.Event] | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    for event in on_started or []:
+        event.set()
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", app.settings.shutdown_grace_seconds)
+    await app.stop()

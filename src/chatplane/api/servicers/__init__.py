@@ -1,0 +1,1 @@
+"""Servicers: convert protobuf <-> domain and call the domain services; nothing else."""

@@ -1,0 +1,208 @@
+"""`chatplane` command line: serve, run (server + Envoy), migrate, keys, tenants, clients."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatplane.api.server import App, serve_until_signal
+from chatplane.config import Settings, descriptor_path
+from chatplane.services import scopes
+from chatplane.services.iam import IamService
+from chatplane.services.security import SecretBox
+from chatplane.storage.db import create_engine, migrate, session_factory
+from chatplane.storage.repositories import TenantRepository
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _print_bootstrap(app: App) -> None:
+    if app.bootstrap is not None and app.bootstrap.admin_secret:
+        print(
+            f"First start: created tenant {app.bootstrap.tenant.id} and an admin API key.\n"
+            f"  Admin key (shown once, store it now): {app.bootstrap.admin_secret}",
+            flush=True,
+        )
+
+
+async def _serve(settings: Settings) -> None:
+    app = App(settings)
+    started = asyncio.Event()
+    task = asyncio.create_task(serve_until_signal(app, on_started=[started]))
+    await asyncio.wait([task, asyncio.create_task(started.wait())], return_when="FIRST_COMPLETED")
+    if started.is_set():
+        print(f"chatplane gRPC on {settings.host}:{app.grpc_port}", flush=True)
+        _print_bootstrap(app)
+    await task
+
+
+async def _run(settings: Settings) -> None:
+    """The gRPC server and Envoy together; Ctrl-C stops both."""
+    from chatplane.gateway import EnvoyProcess  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = App(settings)
+    await app.start()
+    envoy = EnvoyProcess(
+        http_port=settings.http_port,
+        grpc_port=app.grpc_port,
+        descriptor=descriptor_path(),
+        work_dir=settings.data_dir / "envoy",
+        host=settings.host,
+    )
+    try:
+        await envoy.start()
+        print(
+            f"chatplane is up\n  REST (Envoy): http://{settings.host}:{envoy.http_port}\n"
+            f"  gRPC:         {settings.host}:{app.grpc_port}",
+            flush=True,
+        )
+        _print_bootstrap(app)
+        await stop.wait()
+    finally:
+        await envoy.stop()
+        await app.stop()
+
+
+async def _with_iam(settings: Settings) -> tuple[IamService, str, AsyncEngine]:
+    engine = create_engine(settings.database_url)
+    await migrate(engine)
+    sessions = session_factory(engine)
+    box = SecretBox.from_passphrase_or_file(settings.secret_key, settings.data_dir / "secret.key")
+    iam = IamService(sessions, box)
+    await iam.bootstrap(settings.bootstrap_api_key)
+    async with sessions() as session:
+        tenant = await TenantRepository(session).first()
+    if tenant is None:  # bootstrap always leaves one
+        raise RuntimeError("no tenant")
+    return iam, tenant.id, engine
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    iam, default_tenant, engine = await _with_iam(settings)
+    tenant = args.tenant or default_tenant
+    try:
+        if args.keys_command == "create":
+            created = await iam.create_key(tenant, args.name, args.scopes.split(","))
+            print(json.dumps({"id": created.key.id, "tenantId": tenant, "secret": created.secret,
+                              "scopes": created.key.scopes.split()}, indent=2))
+        elif args.keys_command == "list":
+            for key in await iam.list_keys(tenant):
+                state = "revoked" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.prefix}…\t{state}\t{key.name}\t{key.scopes}")
+        elif args.keys_command == "revoke":
+            key = await iam.revoke_key(tenant, args.key_id)
+            print(f"revoked {key.id}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def _tenants(settings: Settings, args: argparse.Namespace) -> int:
+    iam, _, engine = await _with_iam(settings)
+    try:
+        tenant = await iam.create_tenant(args.name)
+        created = await iam.create_key(tenant.id, "admin", list(scopes.ALL_SCOPES))
+        print(json.dumps({"tenantId": tenant.id, "adminKey": created.secret}, indent=2))
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def _clients(settings: Settings, args: argparse.Namespace) -> int:
+    iam, default_tenant, engine = await _with_iam(settings)
+    try:
+        client, secret = await iam.create_client(
+            args.tenant or default_tenant, args.name, args.scopes.split(",")
+        )
+        print(json.dumps({"appId": client.id, "tenantId": client.tenant_id,
+                          "clientSecret": secret}, indent=2))
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    print("database is at the latest migration")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatplane", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the gRPC server")
+    sub.add_parser("run", help="run the gRPC server and the Envoy REST gateway")
+    sub.add_parser("migrate", help="apply database migrations")
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", default=",".join(scopes.ALL_SCOPES),
+                        help="comma-separated (default: all)")
+    create.add_argument("--tenant", help="tenant id (default: the first tenant)")
+    listing = keys.add_parser("list", help="list keys")
+    listing.add_argument("--tenant")
+    revoke = keys.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--tenant")
+
+    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(
+        dest="tenants_command", required=True
+    )
+    tcreate = tenants.add_parser("create", help="create a tenant and its admin key")
+    tcreate.add_argument("--name", required=True)
+
+    clients = sub.add_parser("clients", help="JWT clients (`auth:` header)").add_subparsers(
+        dest="clients_command", required=True
+    )
+    ccreate = clients.add_parser("create", help="register a client; prints appId and secret")
+    ccreate.add_argument("--name", required=True)
+    ccreate.add_argument("--scopes", default=f"{scopes.ANALYTICS_READ},{scopes.SESSION_READ}")
+    ccreate.add_argument("--tenant")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    _setup_logging(settings.log_level)
+    if args.command == "serve":
+        asyncio.run(_serve(settings))
+        return 0
+    if args.command == "run":
+        asyncio.run(_run(settings))
+        return 0
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "keys":
+        return asyncio.run(_keys(settings, args))
+    if args.command == "tenants":
+        return asyncio.run(_tenants(settings, args))
+    return asyncio.run(_clients(settings, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

