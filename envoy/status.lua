@@ -9,7 +9,8 @@
 --     trailers-only error) and empties the body for 204;
 --   * copies Retry-After and X-RateLimit-* from the trailers into the headers (an
 --     HTTP/1.1 client never sees trailers);
---   * removes grpc-status-details-bin and x-chatplane-* headers and trailers.
+--   * removes x-chatplane-* and grpc-status-details-bin headers and trailers, and the
+--     grpc-* headers (grpc-status stays in the trailers, which only HTTP/2 clients get).
 --
 -- Streaming responses (route metadata `streaming: true`, or text/event-stream) are never
 -- buffered: only their headers are fixed up.
@@ -31,11 +32,16 @@ local function is_streaming(handle, headers)
   return metadata ~= nil and metadata:get("streaming") == true
 end
 
--- Removes grpc-status-details-bin and x-chatplane-* from a header or trailer map.
-local function strip_internal(map)
+-- Removes x-chatplane-* and grpc-status-details-bin from a header or trailer map; with
+-- all_grpc, every grpc-* (grpc-status, grpc-message, grpc-accept-encoding: the
+-- transcoder copies them into the REST response headers).
+local function strip_internal(map, all_grpc)
   local doomed = {}
   for key, _ in pairs(map) do
-    if key == "grpc-status-details-bin" or string.sub(key, 1, #INTERNAL_PREFIX) == INTERNAL_PREFIX then
+    if key == "grpc-status-details-bin"
+      or string.sub(key, 1, #INTERNAL_PREFIX) == INTERNAL_PREFIX
+      or (all_grpc and string.sub(key, 1, 5) == "grpc-")
+    then
       doomed[#doomed + 1] = key
     end
   end
@@ -68,14 +74,16 @@ function envoy_on_response(handle)
     if status ~= nil then
       headers:replace(":status", status)
     end
-    strip_internal(headers)
+    strip_internal(headers, true)
     return
   end
 
   -- Unary: the transcoder buffers the whole response anyway; waiting for it here lets the
   -- trailers (error metadata) still change the headers.
+  -- Objects obtained before a yield (body(), trailers()) are dead after it: fetch again.
   local body = handle:body()
   local trailers = handle:trailers()
+  headers = handle:headers()
   if trailers ~= nil then
     local from_trailers = valid_status(trailers:get(STATUS_HEADER))
     if from_trailers ~= nil then
@@ -88,13 +96,13 @@ function envoy_on_response(handle)
         trailers:remove(name)
       end
     end
-    strip_internal(trailers)
+    strip_internal(trailers, false)
   end
 
   if status ~= nil then
     headers:replace(":status", status)
   end
-  strip_internal(headers)
+  strip_internal(headers, true)
 
   if headers:get(":status") == "204" then
     if body ~= nil then

@@ -100,8 +100,17 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "create":
             created = await iam.create_key(tenant, args.name, args.scopes.split(","))
-            print(json.dumps({"id": created.key.id, "tenantId": tenant, "secret": created.secret,
-                              "scopes": created.key.scopes.split()}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "id": created.key.id,
+                        "tenantId": tenant,
+                        "secret": created.secret,
+                        "scopes": created.key.scopes.split(),
+                    },
+                    indent=2,
+                )
+            )
         elif args.keys_command == "list":
             for key in await iam.list_keys(tenant):
                 state = "revoked" if key.revoked_at else "active"
@@ -131,8 +140,11 @@ async def _clients(settings: Settings, args: argparse.Namespace) -> int:
         client, secret = await iam.create_client(
             args.tenant or default_tenant, args.name, args.scopes.split(",")
         )
-        print(json.dumps({"appId": client.id, "tenantId": client.tenant_id,
-                          "clientSecret": secret}, indent=2))
+        print(
+            json.dumps(
+                {"appId": client.id, "tenantId": client.tenant_id, "clientSecret": secret}, indent=2
+            )
+        )
     finally:
         await engine.dispose()
     return 0
@@ -160,8 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = keys.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", required=True)
-    create.add_argument("--scopes", default=",".join(scopes.ALL_SCOPES),
-                        help="comma-separated (default: all)")
+    create.add_argument(
+        "--scopes", default=",".join(scopes.ALL_SCOPES), help="comma-separated (default: all)"
+    )
     create.add_argument("--tenant", help="tenant id (default: the first tenant)")
     listing = keys.add_parser("list", help="list keys")
     listing.add_argument("--tenant")

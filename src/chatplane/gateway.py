@@ -23,7 +23,9 @@ from typing import Any, Self
 
 from google.protobuf import descriptor_pb2
 
-ENVOY_DIR = Path(os.environ.get("CHATPLANE_ENVOY_DIR") or Path(__file__).resolve().parents[2] / "envoy")
+ENVOY_DIR = Path(
+    os.environ.get("CHATPLANE_ENVOY_DIR") or Path(__file__).resolve().parents[2] / "envoy"
+)
 """Where `envoy.yaml.tmpl` and `status.lua` live (the repository's `envoy/` directory)."""
 
 TEMPLATE_NAME = "envoy.yaml.tmpl"
@@ -115,7 +117,7 @@ def find_envoy() -> str:
 
 def _admin_get(address: str, path: str) -> tuple[int, bytes]:
     url = f"http://{address}{path}"
-    request = urllib.request.Request(url)  # noqa: S310 - plain http to our own admin port
+    request = urllib.request.Request(url)
     try:
         with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
             return int(response.status), bytes(response.read())

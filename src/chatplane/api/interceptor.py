@@ -56,22 +56,24 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        method = cast(str, handler_call_details.method)
+        method = handler_call_details.method
         if handler is None or not method.startswith(PROTECTED_PREFIX):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
+                self._wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
+                self._wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -119,7 +121,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
                 response = await behavior(request, ctx)
                 await ctx.send_initial_metadata(tuple(state.response_headers.items()))
                 return response
-            except Exception as exc:  # noqa: BLE001 - converted to a status in one place
+            except Exception as exc:
                 await self._fail(ctx, state, exc)
                 return None
             finally:
@@ -128,7 +130,9 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        async def wrapped(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async def wrapped(
+            request: Any, ctx: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
             started = time.perf_counter()
             state = self._start(method, _headers(ctx))
             first = True
@@ -141,7 +145,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
                         await ctx.send_initial_metadata(tuple(state.response_headers.items()))
                         first = False
                     yield message
-            except Exception as exc:  # noqa: BLE001 - converted to a status in one place
+            except Exception as exc:
                 await self._fail(ctx, state, exc)
             finally:
                 _log(state, ctx, started)

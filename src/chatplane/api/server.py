@@ -8,19 +8,26 @@ import signal
 from collections.abc import Sequence
 
 import grpc
+from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
+from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
+from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chatplane.api.interceptor import ApiInterceptor
-from chatplane.api.servicers import keys, projects
+from chatplane.api.servicers import chat, keys, projects
 from chatplane.config import Settings
-from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
-from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
+from chatplane.llm.anthropic_provider import AnthropicProvider
+from chatplane.llm.local_provider import LocalProvider
+from chatplane.llm.pricing import PriceTable
+from chatplane.llm.types import Provider
 from chatplane.ratelimit import RateLimiter, Window, build_rate_limiter
 from chatplane.services.auth import Authenticator
+from chatplane.services.chat import ChatService
 from chatplane.services.iam import Bootstrap, IamService
 from chatplane.services.projects import ProjectService
 from chatplane.services.security import SecretBox
+from chatplane.services.usage import UsageService, UsageWriter
 from chatplane.storage.db import create_engine, migrate, session_factory
 
 log = logging.getLogger("chatplane.server")
@@ -48,18 +55,40 @@ class App:
             ],
             settings.redis_url,
         )
+        self.usage_writer = UsageWriter(self.sessions)
+        self.usage = UsageService(self.sessions, self.usage_writer)
+        self.local_provider = LocalProvider()
+        self._anthropic: dict[str, AnthropicProvider] = {}
+        self.chats = ChatService(
+            self.sessions,
+            box=self.box,
+            prices=PriceTable.load(settings.prices_file),
+            usage=self.usage_writer.record,
+            local=self.local_provider,
+            anthropic_for=self._anthropic_provider,
+            server_anthropic_key=settings.anthropic_api_key,
+        )
         self.health = health.aio.HealthServicer()
         self.bootstrap: Bootstrap | None = None
         self.grpc_port = 0
         self._server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
 
+    def _anthropic_provider(self, api_key: str) -> Provider:
+        """One SDK client (and connection pool) per credential."""
+        provider = self._anthropic.get(api_key)
+        if provider is None:
+            provider = AnthropicProvider(api_key, base_url=self.settings.anthropic_base_url)
+            self._anthropic[api_key] = provider
+        return provider
+
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate(self.engine)
         self.bootstrap = await self.iam.bootstrap(self.settings.bootstrap_api_key)
 
-        scope_table = {**projects.SCOPES, **keys.SCOPES}
+        self.usage_writer.start()
+        scope_table = {**projects.SCOPES, **keys.SCOPES, **chat.SCOPES}
         server = grpc.aio.server(
             interceptors=[
                 ApiInterceptor(
@@ -78,17 +107,24 @@ class App:
         api_key_service_pb2_grpc.add_ApiKeyServiceServicer_to_server(
             keys.ApiKeyServicer(self.iam, self.authenticator), server
         )
+        chat_service_pb2_grpc.add_ChatServiceServicer_to_server(
+            chat.ChatServicer(self.chats, self.usage, self.projects), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         self._service_names = [
             project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"].full_name,
             api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
+            chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
         ]
         missing = _unlisted_methods(self._service_names, scope_table)
         if missing:
             raise RuntimeError(f"methods without an access policy: {missing}")
         reflection.enable_server_reflection(
-            [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME],
+            [
+                *self._service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             server,
         )
         self.grpc_port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
@@ -106,6 +142,10 @@ class App:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        providers: list[Provider] = [self.local_provider, *self._anthropic.values()]
+        for provider in providers:
+            await provider.aclose()
+        await self.usage_writer.aclose()  # every recorded call is stored before we exit
         await self.limiter.aclose()
         await self.engine.dispose()
 

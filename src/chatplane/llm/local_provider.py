@@ -100,9 +100,10 @@ class LocalProvider:
             if output_tokens + cost > budget:
                 finish_reason = "max_tokens"
             else:
-                call_id = "call_local_" + hashlib.sha256(
-                    f"{tool.name}\x00{text}".encode()
-                ).hexdigest()[:16]
+                call_id = (
+                    "call_local_"
+                    + hashlib.sha256(f"{tool.name}\x00{text}".encode()).hexdigest()[:16]
+                )
                 await self._pace()
                 yield ToolCallStart(call_id, tool.name)
                 yield ToolCallDelta(call_id, "{}")

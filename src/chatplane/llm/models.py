@@ -36,7 +36,7 @@ def model_for_tier(tier: str) -> str:
 
 
 def provider_for_model(model: str) -> str:
-    """"local" for the built-in model, "anthropic" for claude-* ids; InvalidArgument otherwise."""
+    """ "local" for the built-in model, "anthropic" for claude-* ids; InvalidArgument otherwise."""
     if model == LOCAL_MODEL:
         return "local"
     if model.startswith("claude-"):

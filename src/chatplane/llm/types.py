@@ -142,9 +142,7 @@ async def collect(events: AsyncIterator[ProviderEvent]) -> Completion:
         elif isinstance(event, Finish):
             finish = event
     if finish is None:
-        raise Unavailable(
-            "The model stream ended before it finished", reason="UPSTREAM_INCOMPLETE"
-        )
+        raise Unavailable("The model stream ended before it finished", reason="UPSTREAM_INCOMPLETE")
     return Completion(
         content="".join(text),
         tool_calls=tuple(calls),

@@ -60,9 +60,13 @@ class ProjectService:
         if len(name) > 200:
             raise InvalidArgument("name must be at most 200 characters", field="name")
         if len(description) > 2000:
-            raise InvalidArgument("description must be at most 2000 characters", field="description")
+            raise InvalidArgument(
+                "description must be at most 2000 characters", field="description"
+            )
         if len(default_model) > 200:
-            raise InvalidArgument("defaultModel must be at most 200 characters", field="defaultModel")
+            raise InvalidArgument(
+                "defaultModel must be at most 200 characters", field="defaultModel"
+            )
         tiers = dict(tiers or {})
         unknown = sorted(set(tiers) - set(TIERS))
         if unknown:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-
-from chatplane.api import context
 from chatplane.iam.v1 import api_key_service_pb2 as pb
 from chatplane.iam.v1 import api_key_service_pb2_grpc as pb_grpc
+
+from chatplane.api import context
 from chatplane.ids import iso
 from chatplane.services import scopes
 from chatplane.services.auth import Authenticator
@@ -46,7 +46,9 @@ class ApiKeyServicer(pb_grpc.ApiKeyServiceServicer):
         created = await self._iam.create_key(
             context.principal().tenant_id, request.name, list(request.scopes)
         )
-        return pb.CreateApiKeyResponse(success=True, key=to_proto(created.key), secret=created.secret)
+        return pb.CreateApiKeyResponse(
+            success=True, key=to_proto(created.key), secret=created.secret
+        )
 
     async def ListApiKeys(
         self, request: pb.ListApiKeysRequest, context_: Context
@@ -54,7 +56,9 @@ class ApiKeyServicer(pb_grpc.ApiKeyServiceServicer):
         keys = await self._iam.list_keys(context.principal().tenant_id)
         return pb.ListApiKeysResponse(success=True, keys=[to_proto(k) for k in keys])
 
-    async def GetApiKey(self, request: pb.GetApiKeyRequest, context_: Context) -> pb.GetApiKeyResponse:
+    async def GetApiKey(
+        self, request: pb.GetApiKeyRequest, context_: Context
+    ) -> pb.GetApiKeyResponse:
         key = await self._iam.get_key(context.principal().tenant_id, request.key_id)
         return pb.GetApiKeyResponse(success=True, key=to_proto(key))
 
