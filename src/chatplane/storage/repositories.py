@@ -161,11 +161,11 @@ class UsageRepository(Repository):
                 .group_by(col(UsageRecord.model), col(UsageRecord.provider))
                 .order_by(tokens.desc(), col(UsageRecord.model))
             )
-            rows = (await self.session.exec(stmt)).all()
+            rows = (await self.session.execute(stmt)).all()
             return [
                 UsageTotals(m, p, int(t), float(c), int(n), float(lat))
                 for m, p, t, c, n, lat in rows
             ]
         total_stmt = sa.select(tokens, cost, func.count(), latency).where(*conditions)
-        t, c, n, lat = (await self.session.exec(total_stmt)).one()
+        t, c, n, lat = (await self.session.execute(total_stmt)).one()
         return [UsageTotals("", "", int(t), float(c), int(n), float(lat))]
