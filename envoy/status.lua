@@ -81,7 +81,7 @@ function envoy_on_response(handle)
   -- Unary: the transcoder buffers the whole response anyway; waiting for it here lets the
   -- trailers (error metadata) still change the headers.
   -- Objects obtained before a yield (body(), trailers()) are dead after it: fetch again.
-  local body = handle:body()
+  handle:body() -- waits for the whole response
   local trailers = handle:trailers()
   headers = handle:headers()
   if trailers ~= nil then
@@ -105,6 +105,7 @@ function envoy_on_response(handle)
   strip_internal(headers, true)
 
   if headers:get(":status") == "204" then
+    local body = handle:body()
     if body ~= nil then
       body:setBytes("")
     end

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -26,7 +27,9 @@ BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'chatplane.db'}"
         return
@@ -118,3 +121,29 @@ async def tenant(app: App) -> TenantKeys:
 @pytest.fixture
 async def other_tenant(app: App) -> TenantKeys:
     return await new_tenant(app, "other")
+
+
+@pytest.fixture(scope="session")
+async def gateway(app: App, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real Envoy on 127.0.0.1:0 in front of the app; yields its base URL."""
+    from chatplane.config import descriptor_path  # noqa: PLC0415
+    from chatplane.gateway import EnvoyProcess  # noqa: PLC0415
+
+    envoy = EnvoyProcess(
+        http_port=0,
+        grpc_port=app.grpc_port,
+        descriptor=descriptor_path(),
+        work_dir=tmp_path_factory.mktemp("envoy"),
+        host="127.0.0.1",
+    )
+    await envoy.start()
+    try:
+        yield f"http://127.0.0.1:{envoy.http_port}"
+    finally:
+        await envoy.stop()
+
+
+@pytest.fixture(scope="session")
+async def http(gateway: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway, timeout=10.0) as client:
+        yield client

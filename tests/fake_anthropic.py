@@ -187,9 +187,7 @@ class FakeAnthropic:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = self._runner.addresses[0][1]
 
     @property
     def base_url(self) -> str:
@@ -247,9 +245,7 @@ class FakeAnthropic:
 
         reply = self.replies.popleft() if self.replies else ScriptedReply()
         text = default_reply_text(body) if reply.text is None else reply.text
-        tools = [
-            FakeToolUse(t.name, t.input, t.id or _new_id("toolu_")) for t in reply.tool_calls
-        ]
+        tools = [FakeToolUse(t.name, t.input, t.id or _new_id("toolu_")) for t in reply.tool_calls]
         stop_reason = reply.stop_reason or ("tool_use" if tools else "end_turn")
         text_chunks = _CHUNK_RE.findall(text)
         tool_chunks = [_split3(json.dumps(t.input)) for t in tools]
@@ -283,7 +279,14 @@ class FakeAnthropic:
             message.update(content=content, stop_reason=stop_reason)
             return web.json_response(message, headers={"request-id": request_id})
         return await self._stream(
-            request, request_id, message, text_chunks, tools, tool_chunks, stop_reason, fault
+            request,
+            request_id=request_id,
+            message=message,
+            text_chunks=text_chunks,
+            tools=tools,
+            tool_chunks=tool_chunks,
+            stop_reason=stop_reason,
+            fault=fault,
         )
 
     def _validate(self, body: dict[str, Any]) -> str | None:
@@ -317,13 +320,12 @@ class FakeAnthropic:
         if status == 429 and retry_after is not None:
             headers["retry-after"] = retry_after
         text = message or _ERROR_MESSAGES.get(kind, kind)
-        return web.json_response(
-            error_body(kind, text, request_id), status=status, headers=headers
-        )
+        return web.json_response(error_body(kind, text, request_id), status=status, headers=headers)
 
     async def _stream(
         self,
         request: web.Request,
+        *,
         request_id: str,
         message: dict[str, Any],
         text_chunks: list[str],

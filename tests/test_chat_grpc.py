@@ -132,8 +132,12 @@ async def test_validation(
 async def test_boundaries_are_accepted(channel: grpc.aio.Channel, tenant: TenantKeys) -> None:
     pid = await make_project(channel, tenant)
     stub = pb_grpc.ChatServiceStub(channel)
-    for overrides in ({"temperature": 0.0}, {"temperature": 2.0}, {"max_tokens": 1},
-                      {"max_tokens": 200_000}):
+    for overrides in (
+        {"temperature": 0.0},
+        {"temperature": 2.0},
+        {"max_tokens": 1},
+        {"max_tokens": 200_000},
+    ):
         reply = await stub.CompleteChat(_request(pid, **overrides), metadata=tenant.metadata)
         assert reply.model == LOCAL_MODEL
     one = await stub.CompleteChat(_request(pid, max_tokens=1), metadata=tenant.metadata)
@@ -150,7 +154,9 @@ async def test_project_of_another_tenant_is_not_found(
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert err.value.details() == "Project not found"
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.GetChatUsage(pb.GetChatUsageRequest(project_id=pid), metadata=other_tenant.metadata)
+        await stub.GetChatUsage(
+            pb.GetChatUsageRequest(project_id=pid), metadata=other_tenant.metadata
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -160,7 +166,11 @@ async def test_project_of_another_tenant_is_not_found(
         ({"default_model": "claude-sonnet-4-6"}, {}, "no Anthropic credentials"),
         ({}, {"model_id": "claude-haiku-4-5"}, "no Anthropic credentials"),
         ({}, {"model_id": "gpt-4o"}, "no provider serves model"),
-        ({"tier_models": {"fast": "claude-haiku-4-5"}}, {"tier": "fast"}, "no Anthropic credentials"),
+        (
+            {"tier_models": {"fast": "claude-haiku-4-5"}},
+            {"tier": "fast"},
+            "no Anthropic credentials",
+        ),
     ],
 )
 async def test_runtime_not_configured(
@@ -185,8 +195,9 @@ async def test_usage_totals_match_calls(channel: grpc.aio.Channel, tenant: Tenan
     stub = pb_grpc.ChatServiceStub(channel)
     total_tokens = 0
     for question in ("one", "two two", "three three three"):
-        reply = await stub.CompleteChat(_request(pid, messages=[user(question)]),
-                                        metadata=tenant.metadata)
+        reply = await stub.CompleteChat(
+            _request(pid, messages=[user(question)]), metadata=tenant.metadata
+        )
         total_tokens += reply.usage.total_tokens
     streamed = [e async for e in stub.StreamChat(_request(pid), metadata=tenant.metadata)]
     total_tokens += streamed[-1].complete.total_tokens
@@ -216,7 +227,8 @@ async def test_usage_totals_match_calls(channel: grpc.aio.Channel, tenant: Tenan
 async def test_agent_chat_is_unimplemented(channel: grpc.aio.Channel, tenant: TenantKeys) -> None:
     stub = pb_grpc.ChatServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ChatAgent(pb.ChatAgentRequest(project_id="p", message="hi"),
-                             metadata=tenant.metadata)
+        await stub.ChatAgent(
+            pb.ChatAgentRequest(project_id="p", message="hi"), metadata=tenant.metadata
+        )
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "not built yet" in err.value.details()

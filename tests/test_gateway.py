@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
@@ -118,6 +119,12 @@ class FakeChat(chat_service_pb2_grpc.ChatServiceServicer):
         request: chat_service_pb2.CompleteChatRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        if request.project_id == "gone":  # fails before the stream starts
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "Project retired",
+                trailing_metadata=(("x-chatplane-http-status", "410"),),
+            )
         self.sent_at = []
         for index, frame in enumerate(SSE_FRAMES):
             if index:
@@ -163,8 +170,7 @@ class Backend:
         self.chat = chat
 
 
-@pytest_asyncio.fixture(scope="module")
-async def backend() -> AsyncIterator[Backend]:
+async def start_backend(*, serving: bool = True) -> Backend:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 16 * MIB),
@@ -175,19 +181,30 @@ async def backend() -> AsyncIterator[Backend]:
     pb_grpc.add_ProjectServiceServicer_to_server(FakeProjects(), server)
     chat_service_pb2_grpc.add_ChatServiceServicer_to_server(chat, server)
     health_servicer = health.aio.HealthServicer()
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(
+        "",
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    return Backend(server, port, chat)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def backend() -> AsyncIterator[Backend]:
+    started = await start_backend()
     try:
-        yield Backend(server, port, chat)
+        yield started
     finally:
-        await server.stop(0)
+        await started.server.stop(0)
 
 
-def make_envoy(backend: Backend, work_dir: Path) -> EnvoyProcess:
+def make_envoy(backend: Backend, work_dir: Path, http_port: int = 0) -> EnvoyProcess:
     return EnvoyProcess(
-        http_port=0,
+        http_port=http_port,
         grpc_port=backend.port,
         descriptor=DESCRIPTOR,
         work_dir=work_dir,
@@ -298,6 +315,30 @@ async def test_first_request_right_after_start(backend: Backend, tmp_path: Path)
         # ... while the active gRPC health check runs against grpc.health.v1.
         stats = await admin_get(envoy, "/stats")
         assert stat(stats, "cluster.chatplane_grpc.health_check.attempt") >= 1
+    assert envoy.pid is None
+
+
+async def test_failing_health_check_does_not_block_requests(tmp_path: Path) -> None:
+    # One upstream host: when it fails its check the cluster is in panic mode and still
+    # routes to it, so a check never turns into "no healthy upstream" by itself.
+    unhealthy = await start_backend(serving=False)
+    try:
+        async with make_envoy(unhealthy, tmp_path) as envoy:
+            assert "::health_flags::/failed_active_hc" in await admin_get(envoy, "/clusters")
+            async with httpx.AsyncClient(timeout=5) as http:
+                response = await http.get(f"http://127.0.0.1:{envoy.http_port}/api/projects/p1")
+            assert response.status_code == 200, response.text
+    finally:
+        await unhealthy.server.stop(0)
+
+
+async def test_startup_failure_is_reported(backend: Backend, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        envoy = make_envoy(backend, tmp_path, http_port=taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="envoy exited"):
+            await envoy.start()
     assert envoy.pid is None
 
 
@@ -453,10 +494,19 @@ async def test_sse_stream_is_unbuffered(client: httpx.AsyncClient, backend: Back
     assert received == b"".join(SSE_FRAMES)
     sent = backend.chat.sent_at
     assert len(sent) == len(SSE_FRAMES) == len(arrivals)
-    # The first frame reached the client long before the last one was even sent.
+    # The first frame reached the client long before the last one was even sent, and
+    # every frame before the server sent the next one.
     assert arrivals[0] < sent[-1] - SSE_GAP
-    for sent_at, arrived_at in zip(sent, arrivals, strict=True):
-        assert arrived_at - sent_at < SSE_GAP / 2
+    for arrived_at, next_sent_at in zip(arrivals, sent[1:], strict=False):
+        assert arrived_at < next_sent_at
+
+
+async def test_stream_failing_before_it_starts(client: httpx.AsyncClient) -> None:
+    request = {"projectId": "gone", "messages": [{"role": "user", "content": "Hi"}]}
+    response = await client.post("/api/v1/chat/stream", json=request)
+    assert response.status_code == 410
+    assert response.json()["message"] == "Project retired"
+    assert not any(name.startswith(("x-chatplane-", "grpc-")) for name in response.headers)
 
 
 async def test_routes_match_the_incoming_rest_path(

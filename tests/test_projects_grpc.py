@@ -63,7 +63,9 @@ async def test_cross_tenant_is_not_found(
     channel: grpc.aio.Channel, tenant: TenantKeys, other_tenant: TenantKeys
 ) -> None:
     stub = pb_grpc.ProjectServiceStub(channel)
-    created = await stub.CreateProject(pb.CreateProjectRequest(name="mine"), metadata=tenant.metadata)
+    created = await stub.CreateProject(
+        pb.CreateProjectRequest(name="mine"), metadata=tenant.metadata
+    )
     pid = created.project.id
     for call in (
         stub.GetProject(pb.GetProjectRequest(project_id=pid), metadata=other_tenant.metadata),
@@ -100,7 +102,9 @@ async def test_bad_credentials_are_unauthenticated(
 
 async def test_x_api_key_header_and_bootstrap_key(channel: grpc.aio.Channel) -> None:
     stub = pb_grpc.ProjectServiceStub(channel)
-    page = await stub.ListProjects(pb.ListProjectsRequest(), metadata=(("x-api-key", BOOTSTRAP_KEY),))
+    page = await stub.ListProjects(
+        pb.ListProjectsRequest(), metadata=(("x-api-key", BOOTSTRAP_KEY),)
+    )
     assert page.success
 
 
@@ -125,7 +129,8 @@ async def test_keys_scopes_and_revocation(channel: grpc.aio.Channel, tenant: Ten
     keys = keys_grpc.ApiKeyServiceStub(channel)
     projects = pb_grpc.ProjectServiceStub(channel)
     created = await keys.CreateApiKey(
-        keys_pb.CreateApiKeyRequest(name="reader", scopes=["project:read"]), metadata=tenant.metadata
+        keys_pb.CreateApiKeyRequest(name="reader", scopes=["project:read"]),
+        metadata=tenant.metadata,
     )
     assert created.secret.startswith("abl_sk-")
     reader = (("authorization", f"Bearer {created.secret}"),)

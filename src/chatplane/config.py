@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -36,7 +36,8 @@ class Settings:
     anthropic_base_url: str | None = None
     prices_file: Path | None = None
     log_level: str = "INFO"
-    extra: dict[str, str] = field(default_factory=dict)
+    # Pause between the local provider's tokens (demos, shutdown tests); 0 in production.
+    local_token_delay: float = 0.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -62,6 +63,7 @@ class Settings:
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
             prices_file=Path(prices) if prices else None,
             log_level=env.get("CHATPLANE_LOG_LEVEL") or "INFO",
+            local_token_delay=_int(env, "CHATPLANE_LOCAL_TOKEN_DELAY_MS", 0) / 1000,
         )
 
 

@@ -116,6 +116,7 @@ def find_envoy() -> str:
 
 
 def _admin_get(address: str, path: str) -> tuple[int, bytes]:
+    """GET from Envoy's admin interface: (status, body), or (0, b"") when unreachable."""
     url = f"http://{address}{path}"
     request = urllib.request.Request(url)
     try:
@@ -123,6 +124,8 @@ def _admin_get(address: str, path: str) -> tuple[int, bytes]:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except OSError:  # not up yet, or going down
+        return 0, b""
 
 
 def _listener_port(listeners_json: bytes) -> int | None:

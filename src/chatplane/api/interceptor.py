@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import grpc
 
@@ -104,13 +104,12 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
 
     async def _fail(
         self, ctx: grpc.aio.ServicerContext[Any, Any], state: context.CallState, exc: Exception
-    ) -> None:
+    ) -> NoReturn:
         if not isinstance(exc, ChatplaneError):
             log.exception("unhandled error in %s", state.method, exc_info=exc)
         code, message, trailing = to_status(exc, state.response_headers)
-        ctx.set_trailing_metadata(trailing)
-        ctx.set_code(code)
-        ctx.set_details(message)
+        ctx.set_code(code)  # abort() alone leaves code() unset for the access log
+        await ctx.abort(code, message, trailing)
 
     def _wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         async def wrapped(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -123,7 +122,6 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
                 return response
             except Exception as exc:
                 await self._fail(ctx, state, exc)
-                return None
             finally:
                 _log(state, ctx, started)
 

@@ -57,7 +57,7 @@ class App:
         )
         self.usage_writer = UsageWriter(self.sessions)
         self.usage = UsageService(self.sessions, self.usage_writer)
-        self.local_provider = LocalProvider()
+        self.local_provider = LocalProvider(token_delay=settings.local_token_delay)
         self._anthropic: dict[str, AnthropicProvider] = {}
         self.chats = ChatService(
             self.sessions,

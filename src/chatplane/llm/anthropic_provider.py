@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -448,7 +448,7 @@ class AnthropicProvider:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream(self, params: CompletionParams) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, params: CompletionParams) -> AsyncGenerator[ProviderEvent, None]:
         request = build_request(params)
         attempt = 0
         while True:

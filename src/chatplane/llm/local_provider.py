@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from chatplane.errors import InvalidArgument
@@ -74,7 +74,7 @@ class LocalProvider:
         # Seconds to wait before each streamed token, to imitate a real model's pace.
         self.token_delay = token_delay
 
-    async def stream(self, params: CompletionParams) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, params: CompletionParams) -> AsyncGenerator[ProviderEvent, None]:
         if params.model != LOCAL_MODEL:
             raise InvalidArgument(
                 f"Model {params.model!r} is not served by the local provider", field="modelId"

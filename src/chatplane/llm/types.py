@@ -7,7 +7,7 @@ them to its own wire format.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
@@ -116,12 +116,13 @@ class Provider(Protocol):
     `stream()` is an async generator: events are yielded as the backend produces them and
     the last one is always `Finish` on success. Failures raise `chatplane.errors`
     exceptions. Closing the generator early (`aclose()`, or cancelling the consuming task)
-    cancels the upstream request.
+    cancels the upstream request. It is typed AsyncGenerator rather than AsyncIterator so
+    callers can close it promptly with `contextlib.aclosing()`.
     """
 
     name: str  # "anthropic" | "local"
 
-    def stream(self, params: CompletionParams) -> AsyncIterator[ProviderEvent]: ...
+    def stream(self, params: CompletionParams) -> AsyncGenerator[ProviderEvent, None]: ...
 
     async def complete(self, params: CompletionParams) -> Completion: ...
 
