@@ -38,9 +38,9 @@ def database_url(
 
 def _fresh_postgres_database() -> Iterator[str]:
     """A throwaway database on the test PostgreSQL, dropped afterwards."""
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
-    import asyncpg  # noqa: PLC0415
+    import asyncpg
 
     base = make_url(PG_URL)
     name = f"chatplane_test_{uuid.uuid4().hex[:10]}"
@@ -126,8 +126,8 @@ async def other_tenant(app: App) -> TenantKeys:
 @pytest.fixture(scope="session")
 async def gateway(app: App, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A real Envoy on 127.0.0.1:0 in front of the app; yields its base URL."""
-    from chatplane.config import descriptor_path  # noqa: PLC0415
-    from chatplane.gateway import EnvoyProcess  # noqa: PLC0415
+    from chatplane.config import descriptor_path
+    from chatplane.gateway import EnvoyProcess
 
     envoy = EnvoyProcess(
         http_port=0,

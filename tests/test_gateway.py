@@ -14,15 +14,15 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
-from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
-from chatplane.project.v1 import project_service_pb2 as pb
-from chatplane.project.v1 import project_service_pb2_grpc as pb_grpc
 from google.api import httpbody_pb2
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from chatplane.gateway import EnvoyProcess, chatplane_services, render_envoy_config
+from chatplane.project.v1 import project_service_pb2 as pb
+from chatplane.project.v1 import project_service_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTOR = ROOT / "gen" / "descriptor.binpb"

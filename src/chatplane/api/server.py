@@ -8,19 +8,19 @@ import signal
 from collections.abc import Sequence
 
 import grpc
-from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
-from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
-from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chatplane.api.interceptor import ApiInterceptor
 from chatplane.api.servicers import chat, keys, projects
+from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from chatplane.config import Settings
+from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
 from chatplane.llm.anthropic_provider import AnthropicProvider
 from chatplane.llm.local_provider import LocalProvider
 from chatplane.llm.pricing import PriceTable
 from chatplane.llm.types import Provider
+from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
 from chatplane.ratelimit import RateLimiter, Window, build_rate_limiter
 from chatplane.services.auth import Authenticator
 from chatplane.services.chat import ChatService

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from chatplane.chat.v1 import chat_service_pb2 as pb
-from chatplane.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2
 
 from chatplane.api import context
+from chatplane.chat.v1 import chat_service_pb2 as pb
+from chatplane.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from chatplane.errors import InvalidArgument, Unimplemented
 from chatplane.llm.types import (
     Message,

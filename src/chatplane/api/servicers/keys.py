@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from chatplane.iam.v1 import api_key_service_pb2 as pb
-from chatplane.iam.v1 import api_key_service_pb2_grpc as pb_grpc
 
 from chatplane.api import context
+from chatplane.iam.v1 import api_key_service_pb2 as pb
+from chatplane.iam.v1 import api_key_service_pb2_grpc as pb_grpc
 from chatplane.ids import iso
 from chatplane.services import scopes
 from chatplane.services.auth import Authenticator

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from chatplane.project.v1 import project_service_pb2 as pb
-from chatplane.project.v1 import project_service_pb2_grpc as pb_grpc
 
 from chatplane.api import context
 from chatplane.ids import iso
+from chatplane.project.v1 import project_service_pb2 as pb
+from chatplane.project.v1 import project_service_pb2_grpc as pb_grpc
 from chatplane.services import scopes
 from chatplane.services.projects import ProjectService, tier_models
 from chatplane.storage.models import Project
