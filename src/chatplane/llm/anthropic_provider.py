@@ -258,7 +258,7 @@ def _timeout() -> DeadlineExceeded:
     return DeadlineExceeded("The model provider did not answer in time", reason="UPSTREAM_TIMEOUT")
 
 
-def classify_error(exc: BaseException) -> _Failure:
+def _classify(exc: BaseException) -> _Failure:
     """Map an SDK / transport exception to a domain error and whether a retry may help."""
     if isinstance(exc, _IncompleteStream):
         return _Failure(_unavailable(), retryable=True)
@@ -320,7 +320,8 @@ def classify_error(exc: BaseException) -> _Failure:
     )
 
 
-_RETRYABLE_EXCEPTIONS = (anthropic.APIError, httpx2.HTTPError, _IncompleteStream)
+# Everything an upstream call can fail with; _classify decides what each one means.
+_UPSTREAM_EXCEPTIONS = (anthropic.APIError, httpx2.HTTPError, _IncompleteStream)
 
 
 # --- stream mapping -------------------------------------------------------------------------
@@ -479,10 +480,10 @@ class AnthropicProvider:
                 finally:
                     await upstream.close()
                 return
-            except _RETRYABLE_EXCEPTIONS as exc:
+            except _UPSTREAM_EXCEPTIONS as exc:
                 if mapper.finished:
                     return  # Finish was delivered; a late transport error changes nothing
-                failure = classify_error(exc)
+                failure = _classify(exc)
                 delay = None if yielded else self._retry_delay(attempt, failure)
                 if delay is None:
                     raise failure.error from exc
@@ -513,8 +514,8 @@ class AnthropicProvider:
                     timeout=self._timeout,
                 )
                 return completion_from_message(message)
-            except _RETRYABLE_EXCEPTIONS as exc:
-                failure = classify_error(exc)
+            except _UPSTREAM_EXCEPTIONS as exc:
+                failure = _classify(exc)
                 delay = self._retry_delay(attempt, failure)
                 if delay is None:
                     raise failure.error from exc

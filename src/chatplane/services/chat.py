@@ -10,9 +10,9 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,7 +26,6 @@ from chatplane.llm.types import (
     Finish,
     Message,
     Provider,
-    ProviderEvent,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -338,8 +337,7 @@ class ChatService:
         status = "ok"
         cost: float | None = None
         try:
-            upstream = cast(AsyncGenerator[ProviderEvent, None], resolved.provider.stream(params))
-            async with contextlib.aclosing(upstream) as events:
+            async with contextlib.aclosing(resolved.provider.stream(params)) as events:
                 async for event in events:
                     if ttft is None:
                         ttft = _ms(started)
