@@ -102,7 +102,9 @@ async def test_stream_text_events_in_order(
     )
     events = await events_of(provider, params())
     kinds = [type(e) for e in events]
-    assert kinds == [TextDelta] * 4 + [UsageUpdate, Finish]
+    # message_start reports the input at once; message_delta the final counts.
+    assert kinds == [UsageUpdate] + [TextDelta] * 4 + [UsageUpdate, Finish]
+    assert isinstance(events[0], UsageUpdate) and events[0].input_tokens == 42
     assert "".join(e.delta for e in events if isinstance(e, TextDelta)) == (
         "Quantum computing leverages qubits."
     )
@@ -119,7 +121,8 @@ async def test_stream_tool_use(fake: FakeAnthropic, provider: AnthropicProvider)
     events = await events_of(provider, params("Weather in Paris?", tools=(WEATHER,)))
 
     start = next(i for i, e in enumerate(events) if isinstance(e, ToolCallStart))
-    assert all(isinstance(e, TextDelta) for e in events[:start])
+    assert isinstance(events[0], UsageUpdate)
+    assert all(isinstance(e, TextDelta) for e in events[1:start])
     assert events[start] == ToolCallStart("toolu_1", "get_weather")
     end = next(i for i, e in enumerate(events) if isinstance(e, ToolCallEnd))
     deltas = events[start + 1 : end]
@@ -318,7 +321,7 @@ async def test_no_retry_after_first_token(
     with pytest.raises(Unavailable) as info:
         async for event in provider.stream(params("one two three four five")):
             received.append(event)
-    assert [type(e) for e in received] == [TextDelta, TextDelta]
+    assert [type(e) for e in received] == [UsageUpdate, TextDelta, TextDelta]
     assert info.value.reason == "UPSTREAM_UNAVAILABLE"
     assert fake.request_count == 1
 

@@ -124,8 +124,16 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tenants(settings: Settings, args: argparse.Namespace) -> int:
-    iam, _, engine = await _with_iam(settings)
+    iam, default_tenant, engine = await _with_iam(settings)
     try:
+        if args.tenants_command == "configure":
+            tenant = await iam.configure_tenant(
+                args.tenant or default_tenant,
+                anthropic_api_key=args.anthropic_api_key,
+                default_model=args.default_model,
+            )
+            print(f"configured tenant {tenant.id}")
+            return 0
         tenant = await iam.create_tenant(args.name)
         created = await iam.create_key(tenant.id, "admin", list(scopes.ALL_SCOPES))
         print(json.dumps({"tenantId": tenant.id, "adminKey": created.secret}, indent=2))
@@ -187,6 +195,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     tcreate = tenants.add_parser("create", help="create a tenant and its admin key")
     tcreate.add_argument("--name", required=True)
+    configure = tenants.add_parser(
+        "configure", help="set a tenant's Anthropic key (stored encrypted) and default model"
+    )
+    configure.add_argument("--tenant", help="tenant id (default: the first tenant)")
+    configure.add_argument("--anthropic-api-key", help='the key; "" clears it')
+    configure.add_argument("--default-model")
 
     clients = sub.add_parser("clients", help="JWT clients (`auth:` header)").add_subparsers(
         dest="clients_command", required=True

@@ -371,7 +371,8 @@ class _StreamMapper:
             self.output_tokens = usage.output_tokens
             self.cache_read = usage.cache_read_input_tokens or 0
             self.cache_write = usage.cache_creation_input_tokens or 0
-            return None
+            # Known input from the start: a stream cut short still accounts for it.
+            return UsageUpdate(self.input_tokens, self.output_tokens)
         if isinstance(event, at.RawMessageDeltaEvent):
             # message_delta usage is cumulative; input counts appear there only sometimes.
             delta_usage = event.usage

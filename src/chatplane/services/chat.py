@@ -326,7 +326,8 @@ class ChatService:
         """Events as the model emits them.
 
         Errors before the model's first event raise (the caller gets a real status);
-        after it they become one StreamFailed event and the stream ends. Usage is
+        after it they become one StreamFailed event and the stream ends. Token usage
+        goes out once, as `usage` right before `complete` (as in the seed); it is
         recorded in every case, including a client that goes away (status `cancelled`).
         """
         started = time.perf_counter()
@@ -334,28 +335,29 @@ class ChatService:
         usage = UsageUpdate(0, 0)
         finish: Finish | None = None
         ttft: int | None = None
+        started_streaming = False
         status = "ok"
         cost: float | None = None
         try:
             async with contextlib.aclosing(resolved.provider.stream(params)) as events:
                 async for event in events:
-                    if ttft is None:
-                        ttft = _ms(started)
+                    if not started_streaming:
+                        # The upstream accepted the call: from here on errors are in-band.
+                        started_streaming = True
                         yield StreamMetadata(
                             resolved.model, resolved.provider.name, resolved.source
                         )
                     if isinstance(event, Finish):
                         finish = event
-                        continue
-                    if isinstance(event, UsageUpdate):
-                        usage = event
-                    yield event
+                    elif isinstance(event, UsageUpdate):
+                        usage = event  # kept for partial accounting; sent once, at the end
+                    else:
+                        if ttft is None:
+                            ttft = _ms(started)
+                        yield event
             if finish is None:  # provider contract: Finish ends every successful stream
                 raise Unavailable("The model stream ended before it finished")
-            final = UsageUpdate(finish.input_tokens, finish.output_tokens)
-            if final != usage:
-                usage = final
-                yield final
+            yield UsageUpdate(finish.input_tokens, finish.output_tokens)
             cost = self._prices.cost(
                 resolved.model,
                 finish.input_tokens,
@@ -372,12 +374,12 @@ class ChatService:
             )
         except ChatplaneError as exc:
             status = "error"
-            if ttft is None:
+            if not started_streaming:
                 raise
             yield StreamFailed(exc.message)
         except Exception:
             status = "error"
-            if ttft is None:
+            if not started_streaming:
                 raise
             yield StreamFailed("Internal error")
         except BaseException:  # cancelled: the client went away

@@ -68,6 +68,28 @@ class IamService:
             await session.commit()
         return tenant
 
+    async def configure_tenant(
+        self,
+        tenant_id: str,
+        *,
+        anthropic_api_key: str | None = None,
+        default_model: str | None = None,
+    ) -> Tenant:
+        """Set the tenant's own Anthropic key (stored encrypted; "" clears it) and default
+        model. None leaves a setting as it is."""
+        async with self._sessions() as session:
+            tenant = await TenantRepository(session).get(tenant_id)
+            if tenant is None:
+                raise NotFound("Tenant not found")
+            if anthropic_api_key is not None:
+                tenant.anthropic_key_encrypted = (
+                    self._box.encrypt(anthropic_api_key) if anthropic_api_key else ""
+                )
+            if default_model is not None:
+                tenant.default_model = default_model.strip()
+            await session.commit()
+        return tenant
+
     async def bootstrap(self, bootstrap_secret: str | None) -> Bootstrap | None:
         """On an empty database: a default tenant and an admin key. Else make sure the
         bootstrap key (if configured) exists. Returns what was created, or None."""

@@ -1,0 +1,13 @@
+"""`python -m bench` (`make bench`): chatplane's end-to-end benchmark.
+
+One run starts a fake Anthropic server (its own process), the chatplane gRPC server (its
+own process) and Envoy, all on 127.0.0.1 with OS-picked ports, then measures:
+
+A. foundation: GetProject through Envoy (REST) against direct gRPC;
+B. chat completions: chatplane REST (Envoy) and gRPC against the fake upstream called
+   directly, at concurrency 1 (latency, added latency, time to first token) and at
+   concurrency 20 (throughput), plus peak RSS of the server and of Envoy.
+
+Every figure is a ratio or a difference against a baseline measured in the same run. The
+report is printed and written to BENCHMARKS.md at the repository root.
+"""
