@@ -54,9 +54,9 @@ class Child:
                 out.extend(text[-lines:])
         return "\n".join(out)
 
-    async def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+    async def wait_for_line(self, pattern: re.Pattern[str], seconds: float) -> re.Match[str]:
         """Poll the child's stdout file until a line matches (or the child dies)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             text = self.stdout.read_text(encoding="utf-8", errors="replace")
             match = pattern.search(text)
