@@ -114,9 +114,10 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         async def wrapped(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
-            state = self._start(method, _headers(ctx))
+            headers = _headers(ctx)
+            state = self._start(method, headers)
             try:
-                await self._admit(state, _headers(ctx))
+                await self._admit(state, headers)
                 response = await behavior(request, ctx)
                 await ctx.send_initial_metadata(tuple(state.response_headers.items()))
                 return response
@@ -132,10 +133,11 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             request: Any, ctx: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            state = self._start(method, _headers(ctx))
+            headers = _headers(ctx)
+            state = self._start(method, headers)
             first = True
             try:
-                await self._admit(state, _headers(ctx))
+                await self._admit(state, headers)
                 async for message in behavior(request, ctx):
                     if first:
                         # Headers go out with the first message, so an error raised

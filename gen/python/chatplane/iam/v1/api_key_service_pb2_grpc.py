@@ -85,7 +85,8 @@ class ApiKeyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RevokeApiKey(self, request, context):
-        """Revokes a key: it stops authenticating at once. Revoking twice is not an error.
+        """Revokes a key: it stops authenticating at once on the server that revoked it and
+        within 5 seconds on other replicas. Revoking twice is not an error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,7 +42,9 @@ class ApiKeyServiceStub:
     GetApiKey: _grpc.UnaryUnaryMultiCallable[_api_key_service_pb2.GetApiKeyRequest, _api_key_service_pb2.GetApiKeyResponse]
     """Returns one key, without its secret."""
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_api_key_service_pb2.RevokeApiKeyRequest, _api_key_service_pb2.RevokeApiKeyResponse]
-    """Revokes a key: it stops authenticating at once. Revoking twice is not an error."""
+    """Revokes a key: it stops authenticating at once on the server that revoked it and
+    within 5 seconds on other replicas. Revoking twice is not an error.
+    """
 
 @_typing.type_check_only
 class ApiKeyServiceAsyncStub(ApiKeyServiceStub):
@@ -58,7 +60,9 @@ class ApiKeyServiceAsyncStub(ApiKeyServiceStub):
     GetApiKey: _aio.UnaryUnaryMultiCallable[_api_key_service_pb2.GetApiKeyRequest, _api_key_service_pb2.GetApiKeyResponse]  # type: ignore[assignment]
     """Returns one key, without its secret."""
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_api_key_service_pb2.RevokeApiKeyRequest, _api_key_service_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
-    """Revokes a key: it stops authenticating at once. Revoking twice is not an error."""
+    """Revokes a key: it stops authenticating at once on the server that revoked it and
+    within 5 seconds on other replicas. Revoking twice is not an error.
+    """
 
 class ApiKeyServiceServicer(metaclass=_abc_1.ABCMeta):
     """ApiKeyService manages the API keys of the caller's tenant. All calls require the
@@ -95,6 +99,8 @@ class ApiKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _api_key_service_pb2.RevokeApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_key_service_pb2.RevokeApiKeyResponse, _abc.Awaitable[_api_key_service_pb2.RevokeApiKeyResponse]]:
-        """Revokes a key: it stops authenticating at once. Revoking twice is not an error."""
+        """Revokes a key: it stops authenticating at once on the server that revoked it and
+        within 5 seconds on other replicas. Revoking twice is not an error.
+        """
 
 def add_ApiKeyServiceServicer_to_server(servicer: ApiKeyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
