@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from collections.abc import AsyncIterator, Sequence
 
 from chatplane.api.server import App, serve_until_signal
 from chatplane.config import Settings, descriptor_path
+from chatplane.errors import ChatplaneError
 from chatplane.services import scopes
 from chatplane.services.iam import IamService
 from chatplane.services.security import SecretBox
@@ -80,52 +80,62 @@ async def _run(settings: Settings) -> None:
         await app.stop()
 
 
-async def _with_iam(settings: Settings) -> tuple[IamService, str, AsyncEngine]:
+@contextlib.asynccontextmanager
+async def _iam(settings: Settings) -> AsyncIterator[tuple[IamService, str]]:
+    """The IAM service on a migrated database, and the default tenant's id."""
     engine = create_engine(settings.database_url)
-    await migrate(engine)
-    sessions = session_factory(engine)
-    box = SecretBox.from_passphrase_or_file(settings.secret_key, settings.data_dir / "secret.key")
-    iam = IamService(sessions, box)
-    await iam.bootstrap(settings.bootstrap_api_key)
-    async with sessions() as session:
-        tenant = await TenantRepository(session).first()
-    if tenant is None:  # bootstrap always leaves one
-        raise RuntimeError("no tenant")
-    return iam, tenant.id, engine
+    try:
+        await migrate(engine)
+        sessions = session_factory(engine)
+        box = SecretBox.from_passphrase_or_file(
+            settings.secret_key, settings.data_dir / "secret.key"
+        )
+        iam = IamService(sessions, box)
+        created = await iam.bootstrap(settings.bootstrap_api_key)
+        if created is not None and created.admin_secret:  # never created silently
+            print(
+                f"First start: tenant {created.tenant.id}, admin key (shown once): "
+                f"{created.admin_secret}",
+                file=sys.stderr,
+            )
+        async with sessions() as session:
+            tenant = await TenantRepository(session).first()
+        if tenant is None:  # bootstrap always leaves one
+            raise RuntimeError("no tenant")
+        yield iam, tenant.id
+    finally:
+        await engine.dispose()
+
+
+def _print_json(value: dict[str, object]) -> None:
+    print(json.dumps(value, indent=2))
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
-    iam, default_tenant, engine = await _with_iam(settings)
-    tenant = args.tenant or default_tenant
-    try:
+    async with _iam(settings) as (iam, default_tenant):
+        tenant = args.tenant or default_tenant
         if args.keys_command == "create":
             created = await iam.create_key(tenant, args.name, args.scopes.split(","))
-            print(
-                json.dumps(
-                    {
-                        "id": created.key.id,
-                        "tenantId": tenant,
-                        "secret": created.secret,
-                        "scopes": created.key.scopes.split(),
-                    },
-                    indent=2,
-                )
+            _print_json(
+                {
+                    "id": created.key.id,
+                    "tenantId": tenant,
+                    "secret": created.secret,
+                    "scopes": created.key.scopes.split(),
+                }
             )
         elif args.keys_command == "list":
             for key in await iam.list_keys(tenant):
                 state = "revoked" if key.revoked_at else "active"
                 print(f"{key.id}\t{key.prefix}…\t{state}\t{key.name}\t{key.scopes}")
-        elif args.keys_command == "revoke":
+        else:
             key = await iam.revoke_key(tenant, args.key_id)
             print(f"revoked {key.id}")
-    finally:
-        await engine.dispose()
     return 0
 
 
 async def _tenants(settings: Settings, args: argparse.Namespace) -> int:
-    iam, default_tenant, engine = await _with_iam(settings)
-    try:
+    async with _iam(settings) as (iam, default_tenant):
         if args.tenants_command == "configure":
             tenant = await iam.configure_tenant(
                 args.tenant or default_tenant,
@@ -136,25 +146,16 @@ async def _tenants(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         tenant = await iam.create_tenant(args.name)
         created = await iam.create_key(tenant.id, "admin", list(scopes.ALL_SCOPES))
-        print(json.dumps({"tenantId": tenant.id, "adminKey": created.secret}, indent=2))
-    finally:
-        await engine.dispose()
+        _print_json({"tenantId": tenant.id, "adminKey": created.secret})
     return 0
 
 
 async def _clients(settings: Settings, args: argparse.Namespace) -> int:
-    iam, default_tenant, engine = await _with_iam(settings)
-    try:
+    async with _iam(settings) as (iam, default_tenant):
         client, secret = await iam.create_client(
             args.tenant or default_tenant, args.name, args.scopes.split(",")
         )
-        print(
-            json.dumps(
-                {"appId": client.id, "tenantId": client.tenant_id, "clientSecret": secret}, indent=2
-            )
-        )
-    finally:
-        await engine.dispose()
+        _print_json({"appId": client.id, "tenantId": client.tenant_id, "clientSecret": secret})
     return 0
 
 
@@ -216,6 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
     _setup_logging(settings.log_level)
+    try:
+        return _dispatch(settings, args)
+    except ChatplaneError as exc:
+        print(f"chatplane: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "serve":
         asyncio.run(_serve(settings))
         return 0
