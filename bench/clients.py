@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import grpc
 from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chatplane.chat.v1 import chat_service_pb2 as chat_pb
 from chatplane.chat.v1 import chat_service_pb2_grpc as chat_grpc
@@ -54,6 +55,7 @@ class Clients:
         await self.channel.channel_ready()
         self.projects = project_grpc.ProjectServiceStub(self.channel)
         self.chat = chat_grpc.ChatServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
 
     async def close(self) -> None:
         if self.http is not None:
@@ -206,6 +208,16 @@ class Clients:
         latency = time.perf_counter() - started
         if reply.project.id != self.project_id:
             raise BenchFailure(f"GetProject returned {reply}")
+        return latency, None
+
+    async def grpc_health_check(self) -> tuple[float, None]:
+        """The floor of a gRPC call on this server: no interceptor work, no database."""
+        request = health_pb2.HealthCheckRequest(service="")
+        started = time.perf_counter()
+        reply = await self.health.Check(request, timeout=TIMEOUT)
+        latency = time.perf_counter() - started
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise BenchFailure(f"Health.Check returned {reply}")
         return latency, None
 
     async def _post_json(self, url: str, body: bytes, headers: dict[str, str]) -> float:

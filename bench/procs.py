@@ -82,6 +82,55 @@ class Child:
                 await self.process.wait()
 
 
+class Watchdog:
+    """`bench.watchdog` in its own process: stops the listed processes if we die abruptly."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.watchdog",
+            stdin=asyncio.subprocess.PIPE,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+
+    async def watch(self, pid: int | None) -> None:
+        from bench.watchdog import start_time  # noqa: PLC0415
+
+        started = None if pid is None else start_time(pid)
+        if self._process is None or self._process.stdin is None or started is None:
+            return
+        self._process.stdin.write(f"{pid} {started}\n".encode())
+        await self._process.stdin.drain()
+
+    async def watch_dir(self, path: Path) -> None:
+        if self._process is None or self._process.stdin is None:
+            return
+        self._process.stdin.write(f"dir {path}\n".encode())
+        await self._process.stdin.drain()
+
+    async def close(self) -> None:
+        """Everything is stopped: tell the watchdog, which then exits without acting."""
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.write(b"done\n")
+                await process.stdin.drain()
+                process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
 async def spawn(name: str, args: list[str], env: dict[str, str], run_dir: Path) -> Child:
     stdout = run_dir / f"{name}.out"
     stderr = run_dir / f"{name}.err"
@@ -148,6 +197,14 @@ def _status_kb(pid: int, field: str) -> int | None:
         return None
     match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
     return int(match.group(1)) if match else None
+
+
+def rss_mib(pid: int | None) -> float | None:
+    """VmRSS (resident set now) of a live process, MiB."""
+    if pid is None:
+        return None
+    kb = _status_kb(pid, "VmRSS")
+    return None if kb is None else kb / 1024
 
 
 def peak_rss_mib(pid: int | None) -> float | None:

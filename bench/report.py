@@ -60,6 +60,44 @@ def _errors(sample: Sample) -> str:
     return f"{sample.errors} ({sample.first_error})"
 
 
+def _saturation(r: Results) -> list[str]:
+    """Say plainly what bounded each chatplane mode's throughput."""
+    lines = []
+    for name, s in r.cn.items():
+        if name not in BASELINE or not s.elapsed or not s.count:
+            continue
+        server = s.cpu.get("chatplane server", 0.0) / s.elapsed
+        total = sum(s.cpu.values()) / s.elapsed
+        nproc = float(r.machine.get("nproc") or 0) or float("nan")
+        if server >= 0.85:
+            what = (
+                f"the chatplane server process was busy {server:.2f} cores (its Python event "
+                f"loop runs on one core) while the machine as a whole was busy {total:.2f} of "
+                f"{nproc:g}: the server's own CPU, {s.cpu['chatplane server'] * 1000 / s.count:.1f}"
+                " ms per call, is the bottleneck"
+            )
+        else:
+            what = f"the server used {server:.2f} cores, the machine {total:.2f} of {nproc:g}"
+        lines.append(f"- {LABELS[name]}: {what}.")
+    return lines
+
+
+def _floor_row(f: Sample | None, g: Sample) -> list[list[str]]:
+    if f is None:
+        return []
+    return [
+        [
+            "for scale: gRPC `grpc.health.v1.Health/Check` direct (no auth, no database)",
+            str(f.count),
+            _errors(f),
+            _f(f.p(50)),
+            _f(f.p(99)),
+            _ratio(f.p(50), g.p(50)),
+            _ratio(f.p(99), g.p(99)),
+        ]
+    ]
+
+
 def render(r: Results) -> str:
     plan = r.plan
     m = r.machine
@@ -68,6 +106,8 @@ def render(r: Results) -> str:
         "",
         f"- Command: `{r.command}` from the repository root (`make bench` runs "
         "`python -m bench` with `.venv/bin` first on PATH)",
+        f"- Load average (1, 5, 15 min) when the run started: {m.get('loadavg')} (other "
+        "work on the machine during the run adds noise)",
         f"- Date: {r.started_at}; the run took {r.duration:.0f} s (start-up, all loads, shutdown)",
         f"- Machine: nproc {m.get('nproc')}, {m.get('cpu')}, {m.get('os')}; Python "
         f"{m.get('python')}; Envoy {m.get('envoy')}, grpcio {m.get('grpcio')}, aiohttp "
@@ -114,6 +154,7 @@ def render(r: Results) -> str:
                     _ratio(h.p(50), g.p(50)),
                     _ratio(h.p(99), g.p(99)),
                 ],
+                *_floor_row(r.foundation.get("health"), g),
             ],
         )
         out += [
@@ -186,17 +227,17 @@ def render(r: Results) -> str:
         base = r.c1.get("direct_sse")
         ttft_rows = []
         for name in ("direct_sse", "rest_stream", "grpc_stream"):
-            s = r.c1.get(name)
-            if s is None or base is None:
+            stream = r.c1.get(name)
+            if stream is None or base is None:
                 continue
             is_base = name == "direct_sse"
             ttft_rows.append(
                 [
                     LABELS[name],
-                    _f(s.ttft(50)),
-                    _f(s.ttft(99)),
-                    "baseline" if is_base else _signed(s.ttft(50) - base.ttft(50)),
-                    "baseline" if is_base else _signed(s.ttft(99) - base.ttft(99)),
+                    _f(stream.ttft(50)),
+                    _f(stream.ttft(99)),
+                    "baseline" if is_base else _signed(stream.ttft(50) - base.ttft(50)),
+                    "baseline" if is_base else _signed(stream.ttft(99) - base.ttft(99)),
                 ]
             )
         out += _table(
@@ -220,7 +261,7 @@ def render(r: Results) -> str:
         rows = []
         for name, s in r.cn.items():
             base_name = BASELINE.get(name)
-            b = r.cn.get(base_name) if base_name else None
+            base_cn = r.cn.get(base_name) if base_name else None
             busy = sum(s.cpu.values()) / s.elapsed if s.elapsed else float("nan")
             rows.append(
                 [
@@ -228,7 +269,7 @@ def render(r: Results) -> str:
                     str(s.count),
                     _errors(s),
                     _f(s.rps, 0),
-                    "baseline" if b is None else _ratio(s.rps, b.rps),
+                    "baseline" if base_cn is None else _ratio(s.rps, base_cn.rps),
                     _f(s.p(50)),
                     _f(s.p(99)),
                     _f(s.ttft(50)) if s.ttfts else "-",
@@ -236,6 +277,7 @@ def render(r: Results) -> str:
                         _f(s.cpu.get(col, float("nan")) * 1000 / s.count if s.count else None)
                         for col in CPU_COLUMNS
                     ),
+                    _f(s.cpu.get("chatplane server", 0.0) / s.elapsed if s.elapsed else None),
                     _f(busy),
                 ]
             )
@@ -253,11 +295,12 @@ def render(r: Results) -> str:
                 "Envoy",
                 "fake",
                 "loadgen",
-                "cores busy",
+                "server cores busy",
+                "all cores busy",
             ],
             rows,
         )
-        out.append("")
+        out += ["", *_saturation(r), ""]
         rest = r.cn.get("rest_complete")
         if rest is not None:
             out += [
@@ -303,10 +346,8 @@ def render(r: Results) -> str:
         "chatplane server and the fake upstream; the figures are noisy from run to run and "
         "the absolute numbers depend on the machine. The ratios against the baselines of the "
         "same run are what matter.",
-        "- At concurrency 20 the machine is CPU-bound (see 'cores busy'): throughput is "
-        "roughly 'cores / CPU per call summed over the processes', so the CPU columns say "
-        "where the time goes. The load generator's CPU per call is not chatplane's cost but "
-        "it competes for the same cores.",
+        "- The CPU columns say where the time goes at concurrency 20. The load generator's "
+        "CPU per call is not chatplane's cost, but it competes for the same cores.",
         "- The direct baselines skip chatplane entirely (the load generator calls the fake "
         "upstream with the same request body the SDK sends), so 'added' latency is "
         "everything chatplane costs: Envoy (REST only), gRPC, authentication, the project "

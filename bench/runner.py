@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -78,7 +79,6 @@ class Results:
     rss_start: dict[str, float | None] = field(default_factory=dict)
     rss_peak: dict[str, float | None] = field(default_factory=dict)
     usage: list[dict[str, Any]] = field(default_factory=list)
-    chat_calls: int = 0
     duration: float = 0.0
 
 
@@ -104,7 +104,12 @@ def _machine() -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             return "?"
 
+    try:
+        loadavg = " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
+    except OSError:
+        loadavg = "?"
     return {
+        "loadavg": loadavg,
         "nproc": str(len(os.sched_getaffinity(0))),
         "cpu": cpu or platform.processor() or "?",
         "python": platform.python_version(),
@@ -125,19 +130,25 @@ async def _measure(results: Results, run_dir: Path) -> None:
     children: list[procs.Child] = []
     envoy: EnvoyProcess | None = None
     clients: Clients | None = None
+    watchdog = procs.Watchdog()
+    await watchdog.start()
+    await watchdog.watch_dir(run_dir)
     try:
         fake, fake_port = await procs.start_fake(run_dir)
         children.append(fake)
+        await watchdog.watch(fake.pid)
         server, grpc_port = await procs.start_server(run_dir, fake_port)
         children.append(server)
+        await watchdog.watch(server.pid)
         envoy = await procs.start_envoy(run_dir, grpc_port)
+        await watchdog.watch(envoy.pid)
         _say(
             f"fake upstream :{fake_port} (pid {fake.pid}), chatplane gRPC :{grpc_port} "
             f"(pid {server.pid}), Envoy :{envoy.http_port} (pid {envoy.pid})"
         )
         results.rss_start = {
-            "chatplane server": _vm_rss(server.pid),
-            "Envoy": _vm_rss(envoy.pid),
+            "chatplane server": procs.rss_mib(server.pid),
+            "Envoy": procs.rss_mib(envoy.pid),
         }
         clients = Clients(
             rest_base=f"http://127.0.0.1:{envoy.http_port}",
@@ -152,7 +163,11 @@ async def _measure(results: Results, run_dir: Path) -> None:
         _say(f"provider check passed: {results.provider_check}")
 
         # A. Foundation: GetProject, REST via Envoy vs direct gRPC.
-        foundation = {"grpc": clients.grpc_get_project, "rest": clients.rest_get_project}
+        foundation = {
+            "grpc": clients.grpc_get_project,
+            "rest": clients.rest_get_project,
+            "health": clients.grpc_health_check,
+        }
         for call in foundation.values():
             await warm_up(call, plan.foundation_warmup)
         _say(f"A. foundation: {plan.foundation_calls} interleaved GetProject calls per path")
@@ -200,7 +215,7 @@ async def _measure(results: Results, run_dir: Path) -> None:
             "Envoy": procs.peak_rss_mib(envoy.pid),
         }
         results.usage = await clients.usage_by_model()
-    except BaseException:
+    except Exception:
         for child in children:
             print(f"--- {child.name} output (tail) ---\n{child.tail()}", file=sys.stderr)
         log = run_dir / "envoy.log"
@@ -215,16 +230,7 @@ async def _measure(results: Results, run_dir: Path) -> None:
             await envoy.stop()
         for child in reversed(children):
             await child.stop()
-
-
-def _vm_rss(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return None
+        await watchdog.close()
 
 
 async def _run(results: Results) -> None:
@@ -253,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m bench" + ("".join(f" {shlex.quote(a)}" for a in sys.argv[1:]))
     if os.environ.get("MAKELEVEL") and not sys.argv[1:]:
-        command = "make bench  (runs `python -m bench`)"
+        command = "make bench"
     results = Results(
         plan=QUICK if args.quick else Plan(),
         command=command,
@@ -261,8 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         machine=_machine(),
     )
     wall = time.perf_counter()
-    asyncio.run(_run(results))
-    results.chat_calls = sum(s.count + s.errors for s in [*results.c1.values()])
+    try:
+        asyncio.run(_run(results))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _say("interrupted; every process of the run was stopped")
+        return 130
+    except TimeoutError:
+        traceback.print_exc()
+        _say(f"timed out (the whole run is limited to {RUN_TIMEOUT:g} s); everything was stopped")
+        return 1
     text = render(results)
     print(text)
     args.output.write_text(text, encoding="utf-8")

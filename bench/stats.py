@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 # One call: returns (latency seconds, time to first token seconds or None); raises on failure.
@@ -79,7 +79,7 @@ async def warm_up(call: Call, count: int, concurrency: int = 1) -> None:
 
 
 async def interleaved(
-    calls: dict[str, Call], *, rounds: int, max_seconds: float
+    calls: Mapping[str, Call], *, rounds: int, max_seconds: float
 ) -> dict[str, Sample]:
     """Sequential calls, one per mode per round (modes alternate, so slow drift in the
     machine's state hits every mode alike), until `rounds` rounds or `max_seconds`."""
