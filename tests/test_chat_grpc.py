@@ -232,3 +232,18 @@ async def test_agent_chat_is_unimplemented(channel: grpc.aio.Channel, tenant: Te
         )
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "not built yet" in err.value.details()
+
+
+async def test_deleted_project_stops_answering_at_once(
+    channel: grpc.aio.Channel, tenant: TenantKeys
+) -> None:
+    pid = await make_project(channel, tenant)
+    stub = pb_grpc.ChatServiceStub(channel)
+    await stub.CompleteChat(_request(pid), metadata=tenant.metadata)  # settings now cached
+    projects = project_grpc.ProjectServiceStub(channel)
+    await projects.DeleteProject(
+        project_pb.DeleteProjectRequest(project_id=pid), metadata=tenant.metadata
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.CompleteChat(_request(pid), metadata=tenant.metadata)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -45,8 +45,9 @@ class App:
         self.box = SecretBox.from_passphrase_or_file(
             settings.secret_key, settings.data_dir / "secret.key"
         )
-        self.iam = IamService(self.sessions, self.box)
-        self.projects = ProjectService(self.sessions)
+        # Settings changes evict the chat path's cached project/tenant settings.
+        self.iam = IamService(self.sessions, self.box, on_tenant_change=self._forget_tenant)
+        self.projects = ProjectService(self.sessions, on_change=self._forget_tenant)
         self.authenticator = Authenticator(self.sessions, self.box)
         self.limiter: RateLimiter = build_rate_limiter(
             [
@@ -73,6 +74,9 @@ class App:
         self.grpc_port = 0
         self._server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
+
+    def _forget_tenant(self, tenant_id: str) -> None:
+        self.chats.forget_tenant(tenant_id)
 
     def _anthropic_provider(self, api_key: str) -> Provider:
         """One SDK client (and connection pool) per credential."""

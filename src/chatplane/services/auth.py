@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import jwt
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatplane.cache import TtlCache
 from chatplane.errors import PermissionDenied, Unauthenticated
 from chatplane.services import scopes as scope_names
 from chatplane.services.security import SecretBox, hash_secret
@@ -45,14 +45,11 @@ class Authenticator:
     ) -> None:
         self._sessions = sessions
         self._box = box
-        self._ttl = cache_seconds
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._cache: TtlCache[str, Principal] = TtlCache(cache_seconds)
 
     def forget_key(self, key_id: str) -> None:
         """Drop cached entries of a revoked key."""
-        for digest, (_, principal) in list(self._cache.items()):
-            if principal.subject == key_id:
-                del self._cache[digest]
+        self._cache.discard_where(lambda _, principal: principal.subject == key_id)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         secret = headers.get("x-api-key", "").strip()
@@ -71,19 +68,15 @@ class Authenticator:
 
     async def _from_key(self, secret: str) -> Principal:
         digest = hash_secret(secret)
-        now = time.monotonic()
         cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None:
+            return cached
         async with self._sessions() as session:
             key = await ApiKeyRepository(session).by_hash(digest)
         if key is None or key.revoked_at is not None:
-            self._cache.pop(digest, None)
             raise Unauthenticated("Invalid API key", reason="INVALID_API_KEY")
         principal = Principal(key.tenant_id, key.id, scope_names.parse(key.scopes))
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (now + self._ttl, principal)
+        self._cache.put(digest, principal)
         return principal
 
     async def _from_jwt(self, token: str) -> Principal:

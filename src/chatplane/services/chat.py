@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatplane.cache import TtlCache
 from chatplane.errors import ChatplaneError, InvalidArgument, NotFound, Unavailable
-from chatplane.ids import cuid
+from chatplane.ids import cuid, utcnow
 from chatplane.llm.models import DEFAULT_MODEL, DEFAULT_TIER_MODELS, LOCAL_MODEL, TIERS
 from chatplane.llm.pricing import PriceTable
 from chatplane.llm.types import (
@@ -36,8 +37,8 @@ from chatplane.llm.types import (
 )
 from chatplane.services.projects import tier_models
 from chatplane.services.security import SecretBox
-from chatplane.storage.models import Project, Tenant, UsageRecord
-from chatplane.storage.repositories import ProjectRepository, TenantRepository
+from chatplane.services.usage import UsageRow
+from chatplane.storage.repositories import ProjectRepository
 
 ROLES = ("system", "user", "assistant", "tool")
 MAX_TOKENS_LIMIT = 200_000
@@ -106,6 +107,16 @@ class ChatResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    """A project's and its tenant's model settings, as resolution needs them."""
+
+    tier_models: dict[str, str]
+    project_model: str
+    tenant_model: str
+    anthropic_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Resolved:
     model: str
     provider: Provider
@@ -165,10 +176,11 @@ class ChatService:
         *,
         box: SecretBox,
         prices: PriceTable,
-        usage: Callable[[UsageRecord], None],
+        usage: Callable[[UsageRow], None],
         local: Provider,
         anthropic_for: ProviderFactory,
         server_anthropic_key: str | None,
+        config_ttl: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._box = box
@@ -177,30 +189,47 @@ class ChatService:
         self._local = local
         self._anthropic_for = anthropic_for
         self._server_key = server_anthropic_key
+        # Other replicas see project/tenant changes within this TTL; this one at once.
+        self._configs: TtlCache[tuple[str, str], RuntimeConfig] = TtlCache(config_ttl)
 
-    async def _load(self, tenant_id: str, project_id: str) -> tuple[Tenant, Project]:
+    async def _config(self, tenant_id: str, project_id: str) -> RuntimeConfig:
+        """The settings model resolution needs, cached briefly: one joined query per miss."""
+        key = (tenant_id, project_id)
+        config = self._configs.get(key)
+        if config is not None:
+            return config
         async with self._sessions() as session:
-            project = await ProjectRepository(session).get(tenant_id, project_id)
-            tenant = await TenantRepository(session).get(tenant_id)
-        if project is None or tenant is None:
+            row = await ProjectRepository(session).get_with_tenant(tenant_id, project_id)
+        if row is None:
             raise NotFound("Project not found", reason="PROJECT_NOT_FOUND")
-        return tenant, project
-
-    def _resolve(self, tenant: Tenant, project: Project, request: ChatRequest) -> Resolved:
-        key = (
-            self._box.decrypt(tenant.anthropic_key_encrypted)
-            if tenant.anthropic_key_encrypted
-            else self._server_key
+        project, tenant = row
+        config = RuntimeConfig(
+            tier_models=tier_models(project),
+            project_model=project.default_model,
+            tenant_model=tenant.default_model,
+            anthropic_key=(
+                self._box.decrypt(tenant.anthropic_key_encrypted)
+                if tenant.anthropic_key_encrypted
+                else self._server_key
+            ),
         )
-        tiers = tier_models(project)
+        self._configs.put(key, config)
+        return config
+
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop cached settings after a change to the tenant or one of its projects."""
+        self._configs.discard_where(lambda key, _: key[0] == tenant_id)
+
+    def _resolve(self, config: RuntimeConfig, request: ChatRequest) -> Resolved:
+        key = config.anthropic_key
         if request.model_id:
             model, source = request.model_id, "request"
-        elif request.tier and tiers.get(request.tier):
-            model, source = tiers[request.tier], "tier"
-        elif project.default_model:
-            model, source = project.default_model, "project"
-        elif tenant.default_model:
-            model, source = tenant.default_model, "tenant"
+        elif request.tier and config.tier_models.get(request.tier):
+            model, source = config.tier_models[request.tier], "tier"
+        elif config.project_model:
+            model, source = config.project_model, "project"
+        elif config.tenant_model:
+            model, source = config.tenant_model, "tenant"
         elif key:
             model, source = DEFAULT_TIER_MODELS.get(request.tier, DEFAULT_MODEL), "server"
         else:
@@ -223,8 +252,7 @@ class ChatService:
         self, tenant_id: str, request: ChatRequest
     ) -> tuple[Resolved, CompletionParams]:
         validate(request)
-        tenant, project = await self._load(tenant_id, request.project_id)
-        resolved = self._resolve(tenant, project, request)
+        resolved = self._resolve(await self._config(tenant_id, request.project_id), request)
         params = CompletionParams(
             model=resolved.model,
             messages=request.messages,
@@ -250,24 +278,26 @@ class ChatService:
         finish_reason: str,
         status: str,
     ) -> None:
+        # A plain row, not a model instance: cheap on the hot path, bulk-inserted later.
         self._record(
-            UsageRecord(
-                id=cuid(),
-                tenant_id=tenant_id,
-                project_id=request.project_id,
-                session_id=request.session_id,
-                model=resolved.model,
-                provider=resolved.provider.name,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cache_read_tokens=cache_read,
-                cache_write_tokens=cache_write,
-                cost=cost,
-                latency_ms=latency_ms,
-                ttft_ms=ttft_ms,
-                finish_reason=finish_reason,
-                status=status,
-            )
+            {
+                "id": cuid(),
+                "tenant_id": tenant_id,
+                "project_id": request.project_id,
+                "session_id": request.session_id,
+                "model": resolved.model,
+                "provider": resolved.provider.name,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cache_read_tokens": cache_read,
+                "cache_write_tokens": cache_write,
+                "cost": cost,
+                "latency_ms": latency_ms,
+                "ttft_ms": ttft_ms,
+                "finish_reason": finish_reason,
+                "status": status,
+                "created_at": utcnow(),
+            }
         )
 
     async def complete(self, tenant_id: str, request: ChatRequest) -> ChatResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -57,9 +57,16 @@ def _validate_name(name: str) -> str:
 class IamService:
     """Tenants, keys and clients. Owns its transactions."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        *,
+        on_tenant_change: Callable[[str], None] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._box = box
+        self._on_tenant_change = on_tenant_change
 
     async def create_tenant(self, name: str) -> Tenant:
         tenant = Tenant(id=cuid(), name=_validate_name(name))
@@ -88,6 +95,8 @@ class IamService:
             if default_model is not None:
                 tenant.default_model = default_model.strip()
             await session.commit()
+        if self._on_tenant_change is not None:
+            self._on_tenant_change(tenant_id)
         return tenant
 
     async def bootstrap(self, bootstrap_secret: str | None) -> Bootstrap | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -42,8 +42,14 @@ def tier_models(project: Project) -> dict[str, str]:
 
 
 class ProjectService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._on_change = on_change  # told the tenant id after a project changes
 
     async def create(
         self,
@@ -110,3 +116,5 @@ class ProjectService:
                 raise NotFound("Project not found", reason="PROJECT_NOT_FOUND")
             await repo.delete(project)
             await session.commit()
+        if self._on_change is not None:
+            self._on_change(tenant_id)

@@ -7,15 +7,18 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatplane.errors import InvalidArgument
-from chatplane.storage.models import UsageRecord
 from chatplane.storage.repositories import UsageRepository, UsageTotals
 
 log = logging.getLogger("chatplane.usage")
+
+# One usage_records row as column -> value (see storage.models.UsageRecord).
+UsageRow = dict[str, Any]
 
 
 class UsageWriter:
@@ -36,7 +39,7 @@ class UsageWriter:
         self._sessions = sessions
         self._batch_size = batch_size
         self._interval = interval
-        self._pending: list[UsageRecord] = []
+        self._pending: list[UsageRow] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one writer at a time; record() never takes it
         self._task: asyncio.Task[None] | None = None
@@ -46,7 +49,7 @@ class UsageWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="usage-writer")
 
-    def record(self, record: UsageRecord) -> None:
+    def record(self, record: UsageRow) -> None:
         if self._closed:
             raise RuntimeError("usage writer is closed")
         self._pending.append(record)
@@ -62,7 +65,7 @@ class UsageWriter:
                 )
                 try:
                     async with self._sessions() as session:
-                        UsageRepository(session).add_all(batch)
+                        await UsageRepository(session).insert_rows(batch)
                         await session.commit()
                 except Exception:
                     # Keep the records for the next attempt rather than lose billing data.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
@@ -77,6 +78,17 @@ class ProjectRepository(Repository):
         )
         return result.first()
 
+    async def get_with_tenant(
+        self, tenant_id: str, project_id: str
+    ) -> tuple[Project, Tenant] | None:
+        result = await self.session.exec(
+            select(Project, Tenant)
+            .join(Tenant, col(Tenant.id) == col(Project.tenant_id))
+            .where(Project.tenant_id == tenant_id, Project.id == project_id)
+        )
+        row = result.first()
+        return None if row is None else (row[0], row[1])
+
     async def exists(self, tenant_id: str, project_id: str) -> bool:
         result = await self.session.exec(
             select(Project.id).where(Project.tenant_id == tenant_id, Project.id == project_id)
@@ -115,8 +127,10 @@ class UsageTotals:
 
 
 class UsageRepository(Repository):
-    def add_all(self, records: Sequence[UsageRecord]) -> None:
-        self.session.add_all(records)
+    async def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Bulk insert (one executemany), bypassing per-object ORM work."""
+        conn = await self.session.connection()
+        await conn.execute(sa.insert(UsageRecord), list(rows))
 
     def _filtered(
         self, tenant_id: str, project_id: str, start: datetime | None, end: datetime | None
