@@ -42,7 +42,7 @@ def cuid() -> str:
         + _base36(millis, 8)
         + _base36(next(_counter) % 36**4, 4)
         + _FINGERPRINT
-        + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+        + _base36(secrets.randbits(41), 8)  # 36**8 > 2**41: every value fits
     )
 
 
