@@ -10,11 +10,13 @@ import time
 import typing
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 
 import anthropic
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from anthropic.resources.messages.messages import DEPRECATED_MODELS
 from anthropic.types import Model
 
@@ -48,7 +50,7 @@ from chatplane.llm import (
     model_for_tier,
     provider_for_model,
 )
-from chatplane.llm.anthropic_provider import convert_messages
+from chatplane.llm.anthropic_provider import SSEParser, convert_messages
 from chatplane.llm.local_provider import count_tokens
 from tests.fake_anthropic import FakeAnthropic, FakeAnthropicThread, FakeToolUse, ScriptedReply
 
@@ -392,6 +394,293 @@ async def test_read_timeout_is_deadline_exceeded(fake: FakeAnthropic) -> None:
             await events_of(p, params())
     finally:
         await p.aclose()
+
+
+# --- raw response parsing -------------------------------------------------------------------
+
+
+def sse(event: str, data: dict[str, typing.Any], eol: str = "\n") -> str:
+    return f"event: {event}{eol}data: {json.dumps(data)}{eol}{eol}"
+
+
+SSE_FRAMES = (
+    ": a comment\n"
+    "event: message_start\n"
+    'data: {"type": "message_start",\n'
+    'data:  "n": 1}\n'
+    "\n"
+    "event: ping\n"
+    "\n"
+    "data: no-space\n"
+    "id: 7\n"
+    "retry: 10\n"
+    "\n"
+    "event: unterminated\n"
+    "data: {}\n"
+)
+SSE_EXPECTED = [
+    (b"message_start", b'{"type": "message_start",\n "n": 1}'),
+    (b"ping", b""),
+    (b"", b"no-space"),
+]
+
+
+def parse_in_pieces(body: bytes, cuts: typing.Iterable[int]) -> list[tuple[bytes, bytes]]:
+    parser = SSEParser()
+    frames: list[tuple[bytes, bytes]] = []
+    start = 0
+    for cut in [*cuts, len(body)]:
+        frames += parser.feed(body[start:cut])
+        start = cut
+    return frames + parser.close()
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_sse_parser_frames_split_anywhere(eol: str) -> None:
+    body = SSE_FRAMES.replace("\n", eol).encode()
+    assert parse_in_pieces(body, []) == SSE_EXPECTED
+    for cut in range(1, len(body)):  # every split point, including inside a CRLF
+        assert parse_in_pieces(body, [cut]) == SSE_EXPECTED, cut
+    assert parse_in_pieces(body, range(1, len(body))) == SSE_EXPECTED  # byte by byte
+
+
+def test_sse_parser_final_cr_ends_a_frame() -> None:
+    assert parse_in_pieces(b"data: x\r\r", []) == [(b"", b"x")]
+    assert parse_in_pieces(b"data: x\r", []) == []
+
+
+@dataclass
+class RawReply:
+    body: bytes
+    status: int = 200
+    content_type: str = "text/event-stream"
+    piece: int = 0  # write the body in pieces of this size (0: at once)
+
+
+class RawUpstream:
+    """Answers /v1/messages with scripted raw bodies, to feed the provider exact bytes."""
+
+    def __init__(self, *replies: RawReply) -> None:
+        self.replies = list(replies)
+        self.requests = 0
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def __aenter__(self) -> RawUpstream:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        reply = self.replies[min(self.requests, len(self.replies) - 1)]
+        self.requests += 1
+        response = web.StreamResponse(
+            status=reply.status, headers={"content-type": reply.content_type}
+        )
+        await response.prepare(request)
+        size = reply.piece or len(reply.body)
+        for i in range(0, len(reply.body), size):
+            await response.write(reply.body[i : i + size])
+            if reply.piece:
+                await asyncio.sleep(0.001)  # separate reads on the client side
+        await response.write_eof()
+        return response
+
+
+USAGE = {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": None}
+FULL_STREAM = "".join(
+    [
+        sse("message_start", {"type": "message_start", "message": {"usage": USAGE}}),
+        sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking"}},
+        ),
+        sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta"}},
+        ),
+        sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta"}},
+        ),
+        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ": keep-alive\n\n",
+        sse("ping", {"type": "ping"}),
+        sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "text"}},
+        ),
+        sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "citations_delta"}},
+        ),
+        *(
+            sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 1,
+                    "delta": {"type": "text_delta", "text": t},
+                },
+            )
+            for t in ("Héllo", "", " wörld")
+        ),
+        sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        sse("some_future_event", {"type": "some_future_event"}),
+        sse(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 2,
+                "content_block": {"type": "tool_use", "id": "toolu_x", "name": "f", "input": {}},
+            },
+        ),
+        *(
+            sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 2,
+                    "delta": {"type": "input_json_delta", "partial_json": p},
+                },
+            )
+            for p in ("", '{"a": ', "1}")
+        ),
+        sse("content_block_stop", {"type": "content_block_stop", "index": 2}),
+        sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use"},
+                "usage": {"output_tokens": 9, "cache_creation_input_tokens": 4},
+            },
+        ),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+)
+FULL_EVENTS: list[ProviderEvent] = [
+    UsageUpdate(10, 1),
+    TextDelta("Héllo"),
+    TextDelta(" wörld"),
+    ToolCallStart("toolu_x", "f"),
+    ToolCallDelta("toolu_x", '{"a": '),
+    ToolCallDelta("toolu_x", "1}"),
+    ToolCallEnd("toolu_x", "f", '{"a": 1}'),
+    UsageUpdate(10, 9),
+    Finish("tool_use", 10, 9, cache_read_tokens=0, cache_write_tokens=4),
+]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+async def test_stream_raw_sse_in_small_pieces(eol: str) -> None:
+    body = FULL_STREAM.replace("\n", eol).encode()
+    async with RawUpstream(RawReply(body, piece=97)) as upstream:
+        p = AnthropicProvider("sk-ant-x", upstream.base_url)
+        try:
+            assert await events_of(p, params()) == FULL_EVENTS
+        finally:
+            await p.aclose()
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "reason"),
+    [
+        ("overloaded_error", Unavailable, "UPSTREAM_UNAVAILABLE"),
+        ("rate_limit_error", ResourceExhausted, "UPSTREAM_RATE_LIMITED"),
+        ("timeout_error", DeadlineExceeded, "UPSTREAM_TIMEOUT"),
+        ("invalid_request_error", InvalidArgument, "UPSTREAM_INVALID_REQUEST"),
+    ],
+)
+async def test_in_stream_error_kinds(kind: str, error: type[ChatplaneError], reason: str) -> None:
+    start = sse("message_start", {"type": "message_start", "message": {"usage": USAGE}})
+    failure = sse("error", {"type": "error", "error": {"type": kind, "message": "nope"}})
+    async with RawUpstream(RawReply((start + failure).encode())) as upstream:
+        p = AnthropicProvider("sk-ant-x", upstream.base_url, retry_base_delay=0.01)
+        received: list[ProviderEvent] = []
+        try:
+            with pytest.raises(error) as info:
+                async for event in p.stream(params()):
+                    received.append(event)
+        finally:
+            await p.aclose()
+    assert info.value.reason == reason
+    assert received == [UsageUpdate(10, 1)]
+    assert upstream.requests == 1  # an event was delivered: no retry
+    if kind == "invalid_request_error":
+        assert "nope" in info.value.message
+
+
+async def test_error_frame_before_any_event_is_retried() -> None:
+    failure = sse("error", {"type": "error", "error": {"type": "overloaded_error"}})
+    async with RawUpstream(RawReply(failure.encode()), RawReply(FULL_STREAM.encode())) as upstream:
+        p = AnthropicProvider("sk-ant-x", upstream.base_url, retry_base_delay=0.01)
+        try:
+            assert await events_of(p, params()) == FULL_EVENTS
+        finally:
+            await p.aclose()
+    assert upstream.requests == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        RawReply(b"<html>oops</html>", content_type="text/html"),
+        RawReply(b'{"type": "message", "content": "not a list"}', content_type="application/json"),
+    ],
+)
+async def test_complete_unexpected_body_is_upstream_error(reply: RawReply) -> None:
+    async with RawUpstream(reply) as upstream:
+        p = AnthropicProvider("sk-ant-x", upstream.base_url)
+        try:
+            with pytest.raises(Unavailable) as info:
+                await p.complete(params())
+        finally:
+            await p.aclose()
+    assert info.value.reason == "UPSTREAM_ERROR"
+    assert upstream.requests == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "event: message_start\ndata: {not json\n\n",
+        sse("content_block_delta", {"type": "content_block_delta", "delta": {}}),
+        sse("message_start", {"type": "message_start", "message": {"usage": USAGE}})
+        + "event: message_stop\ndata: [1, 2]\n\n",
+    ],
+)
+async def test_stream_unexpected_event_is_upstream_error(body: str) -> None:
+    async with RawUpstream(RawReply(body.encode())) as upstream:
+        p = AnthropicProvider("sk-ant-x", upstream.base_url)
+        try:
+            with pytest.raises(Unavailable) as info:
+                await events_of(p, params())
+        finally:
+            await p.aclose()
+    assert info.value.reason == "UPSTREAM_ERROR"
+    assert upstream.requests == 1
+
+
+async def test_stream_without_message_stop_is_unavailable() -> None:
+    body = FULL_STREAM[: FULL_STREAM.index("event: message_stop")]
+    async with RawUpstream(RawReply(body.encode())) as upstream:
+        p = AnthropicProvider("sk-ant-x", upstream.base_url, max_retries=0)
+        try:
+            with pytest.raises(Unavailable) as info:
+                await events_of(p, params())
+        finally:
+            await p.aclose()
+    assert info.value.reason == "UPSTREAM_UNAVAILABLE"
 
 
 # --- cancellation ---------------------------------------------------------------------------
