@@ -154,6 +154,8 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _log(state: context.CallState, ctx: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     code = ctx.code()
     name = code.name if isinstance(code, grpc.StatusCode) else "OK"
     if ctx.cancelled():
