@@ -353,6 +353,8 @@ def render(r: Results) -> str:
         "everything chatplane costs: Envoy (REST only), gRPC, authentication, the project "
         "lookup, the Anthropic SDK, usage recording.",
         "- p99 over a few hundred calls rests on a handful of calls; read it as a rough tail.",
+        "- Where the server's time goes, what was done about it and why the targets are out "
+        "of reach on this machine: docs/performance.md.",
         "- The fake upstream answers at once (no model time); with a real model the same "
         "overheads sit on top of hundreds of milliseconds.",
         "",

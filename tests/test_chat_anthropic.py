@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -389,7 +388,3 @@ async def test_tenant_credentials_are_used(
 
         tenant = await session.get(Tenant, owner.tenant_id)
         assert tenant is not None and "sk-ant-tenant-own" not in tenant.anthropic_key_encrypted
-
-
-def test_paths(tmp_path: Path) -> None:
-    assert descriptor_path().exists()
