@@ -6,12 +6,15 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
+from chatplane.api.server import App
 from chatplane.chat.v1 import chat_service_pb2 as pb
 from chatplane.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from chatplane.ids import cuid, utcnow
 from chatplane.llm.models import LOCAL_MODEL
 from chatplane.project.v1 import project_service_pb2 as project_pb
 from chatplane.project.v1 import project_service_pb2_grpc as project_grpc
-from tests.conftest import TenantKeys
+from chatplane.services.usage import UsageService, UsageWriter
+from tests.conftest import TenantKeys, new_tenant
 from tests.test_projects_grpc import error_info
 
 
@@ -247,3 +250,39 @@ async def test_deleted_project_stops_answering_at_once(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CompleteChat(_request(pid), metadata=tenant.metadata)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_usage_writer_flushes_everything_on_close(app: App) -> None:
+    writer = UsageWriter(app.sessions, batch_size=3, interval=10.0)
+    writer.start()
+    tenant = await new_tenant(app)
+    project = await app.projects.create(tenant.tenant_id, name="usage")
+    for i in range(10):
+        writer.record(
+            {
+                "id": cuid(),
+                "tenant_id": tenant.tenant_id,
+                "project_id": project.id,
+                "session_id": "",
+                "model": "m",
+                "provider": "local",
+                "input_tokens": i,
+                "output_tokens": 1,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "cost": None,
+                "latency_ms": 1,
+                "ttft_ms": None,
+                "finish_reason": "end_turn",
+                "status": "ok",
+                "created_at": utcnow(),
+            }
+        )
+    await writer.aclose()
+    with pytest.raises(RuntimeError):
+        writer.record({})
+    report = await UsageService(app.sessions, writer).report(
+        tenant.tenant_id, project.id, start_date="", end_date="", group_by=""
+    )
+    assert report.summary.request_count == 10
+    assert report.summary.total_tokens == sum(range(10)) + 10

@@ -73,7 +73,7 @@ class UsageWriter:
                     raise
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
@@ -84,11 +84,12 @@ class UsageWriter:
                 await asyncio.sleep(1.0)
 
     async def aclose(self) -> None:
+        """Stop the loop without cancelling a flush midway (a cancelled commit could lose
+        or duplicate a batch), then store whatever is left."""
         self._closed = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
         await self.flush()
 
