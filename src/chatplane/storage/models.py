@@ -78,8 +78,21 @@ class UsageRecord(SQLModel, table=True):
     """One LLM call, streamed or not, succeeded or failed."""
 
     __tablename__ = "usage_records"
+    # Covering index: the usage aggregates read only the index (about 4x faster at 500k
+    # rows per project on SQLite; see migration 0002).
     __table_args__ = (
-        sa.Index("ix_usage_tenant_project_created", "tenant_id", "project_id", "created_at"),
+        sa.Index(
+            "ix_usage_covering",
+            "tenant_id",
+            "project_id",
+            "created_at",
+            "model",
+            "provider",
+            "input_tokens",
+            "output_tokens",
+            "cost",
+            "latency_ms",
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("default_model", sa.String(length=200), nullable=False),
-        sa.Column("anthropic_key_encrypted", sa.Text(), nullable=False),
+        sa.Column("anthropic_key_encrypted", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("prefix", sa.String(length=20), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
-        sa.Column("scopes", sa.Text(), nullable=False),
+        sa.Column("scopes", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -78,8 +78,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=60), nullable=False),
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("secret_encrypted", sa.Text(), nullable=False),
-        sa.Column("scopes", sa.Text(), nullable=False),
+        sa.Column("secret_encrypted", sa.String(), nullable=False),
+        sa.Column("scopes", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -98,7 +98,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.String(length=2000), nullable=False),
         sa.Column("default_model", sa.String(length=200), nullable=False),
-        sa.Column("tier_models", sa.Text(), nullable=False),
+        sa.Column("tier_models", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
