@@ -67,12 +67,12 @@ async def run(rows: int) -> None:
     async with sessions() as session:
         t0 = time.perf_counter()
         count = (
-            await session.execute(
-                sa.select(sa.func.count())
+            await session.exec(
+                select(func.count())
                 .select_from(UsageRecord)
                 .where(UsageRecord.tenant_id == tenant.id, UsageRecord.project_id == pid)
             )
-        ).scalar_one()
+        ).one()
         baseline = time.perf_counter() - t0
     print(f"baseline COUNT(*) of the project's {count:,} rows: {baseline * 1000:.0f} ms")
     for by_model in (False, True):
