@@ -7,11 +7,12 @@ set here are visible to servicers).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, NoReturn, cast
 
 import grpc
@@ -26,7 +27,7 @@ access_log = logging.getLogger("chatplane.access")
 log = logging.getLogger("chatplane.api")
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncGenerator[Any, None]]
 
 # Methods outside chatplane (health, reflection) are public.
 PROTECTED_PREFIX = "/chatplane."
@@ -131,20 +132,23 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         async def wrapped(
             request: Any, ctx: grpc.aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
+        ) -> AsyncGenerator[Any, None]:
             started = time.perf_counter()
             headers = _headers(ctx)
             state = self._start(method, headers)
             first = True
             try:
                 await self._admit(state, headers)
-                async for message in behavior(request, ctx):
-                    if first:
-                        # Headers go out with the first message, so an error raised
-                        # before it is still a trailers-only status (a real HTTP error).
-                        await ctx.send_initial_metadata(tuple(state.response_headers.items()))
-                        first = False
-                    yield message
+                # aclosing: a client that goes away closes the servicer's stream at once
+                # (and with it the upstream call), not whenever it is garbage-collected.
+                async with contextlib.aclosing(behavior(request, ctx)) as messages:
+                    async for message in messages:
+                        if first:
+                            # Headers go out with the first message, so an error raised
+                            # before it is still a trailers-only status (a real HTTP error).
+                            await ctx.send_initial_metadata(tuple(state.response_headers.items()))
+                            first = False
+                        yield message
             except Exception as exc:
                 await self._fail(ctx, state, exc)
             finally:
