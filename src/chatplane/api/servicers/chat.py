@@ -10,6 +10,7 @@ from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2
 
 from chatplane.api import context
+from chatplane.api.coalesce import coalesce
 from chatplane.chat.v1 import chat_service_pb2 as pb
 from chatplane.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from chatplane.errors import InvalidArgument, Unimplemented
@@ -156,8 +157,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def StreamChatSse(
         self, request: pb.CompleteChatRequest, context_: Context
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        async for event in self._chats.stream(context.principal().tenant_id, to_request(request)):
-            yield httpbody_pb2.HttpBody(content_type=SSE_CONTENT_TYPE, data=chat.sse_frame(event))
+        events = self._chats.stream(context.principal().tenant_id, to_request(request))
+        async for frames in coalesce(events, chat.sse_frame):
+            yield httpbody_pb2.HttpBody(content_type=SSE_CONTENT_TYPE, data=frames)
 
     async def GetChatUsage(
         self, request: pb.GetChatUsageRequest, context_: Context
