@@ -50,34 +50,51 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _run(settings: Settings) -> None:
-    """The gRPC server and Envoy together; Ctrl-C stops both."""
+    """The gRPC server (or CHATPLANE_WORKERS server processes) and Envoy; Ctrl-C stops all."""
     from chatplane.gateway import EnvoyProcess  # noqa: PLC0415
+    from chatplane.workers import WorkerPool  # noqa: PLC0415
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = App(settings)
-    await app.start()
+    app: App | None = None
+    pool: WorkerPool | None = None
+    if settings.workers > 1:
+        async with _iam(settings):  # migrate and bootstrap once, before the workers
+            pass
+        pool = WorkerPool(settings, settings.workers)
+        ports = await pool.start()
+    else:
+        app = App(settings)
+        await app.start()
+        ports = [app.grpc_port]
     envoy = EnvoyProcess(
         http_port=settings.http_port,
-        grpc_port=app.grpc_port,
+        grpc_port=ports,
         descriptor=descriptor_path(),
         work_dir=settings.data_dir / "envoy",
         host=settings.host,
     )
     try:
         await envoy.start()
+        grpc_addresses = ", ".join(f"{settings.host}:{port}" for port in ports)
         print(
             f"chatplane is up\n  REST (Envoy): http://{settings.host}:{envoy.http_port}\n"
-            f"  gRPC:         {settings.host}:{app.grpc_port}",
+            f"  gRPC:         {grpc_addresses} (also through Envoy)\n"
+            f"  Envoy admin:  http://{envoy.admin_address}",
             flush=True,
         )
-        _print_bootstrap(app)
+        if app is not None:
+            _print_bootstrap(app)
         await stop.wait()
     finally:
+        # Servers first: in-flight calls finish while Envoy still carries their bytes.
+        if app is not None:
+            await app.stop()
+        if pool is not None:
+            await pool.stop()
         await envoy.stop()
-        await app.stop()
 
 
 @contextlib.asynccontextmanager

@@ -32,6 +32,7 @@ class Settings:
     rate_limit_per_minute: int = 600
     rate_limit_per_hour: int = 20_000
     shutdown_grace_seconds: float = 10.0
+    workers: int = 1  # server processes behind Envoy (`chatplane run`)
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
     prices_file: Path | None = None
@@ -58,6 +59,7 @@ class Settings:
             redis_url=env.get("CHATPLANE_REDIS_URL") or None,
             rate_limit_per_minute=_int(env, "CHATPLANE_RATE_LIMIT_PER_MINUTE", 600),
             rate_limit_per_hour=_int(env, "CHATPLANE_RATE_LIMIT_PER_HOUR", 20_000),
+            workers=max(1, _int(env, "CHATPLANE_WORKERS", 1)),
             shutdown_grace_seconds=float(env.get("CHATPLANE_SHUTDOWN_GRACE_SECONDS") or 10.0),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,

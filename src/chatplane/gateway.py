@@ -16,6 +16,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 from types import TracebackType
@@ -60,13 +61,15 @@ def _is_ip(host: str) -> bool:
 def render_envoy_config(
     *,
     http_port: int,
-    grpc_port: int,
+    grpc_port: int | Sequence[int],
     descriptor: Path,
     admin_address_path: Path | None,
     host: str = "127.0.0.1",
     grpc_host: str = "127.0.0.1",
 ) -> str:
     """The Envoy bootstrap (YAML) for a gateway on host:http_port to grpc_host:grpc_port.
+
+    Several ports (one per server process) become one cluster that Envoy round-robins.
 
     `http_port` may be 0 (Envoy picks a free port). With `admin_address_path` set, the
     config has an admin interface on 127.0.0.1, port 0; Envoy is then expected to be run
@@ -85,8 +88,14 @@ def render_envoy_config(
     values: dict[str, Any] = {
         "host": host,
         "http_port": http_port,
-        "grpc_host": grpc_host,
-        "grpc_port": grpc_port,
+        "lb_endpoints": [
+            {
+                "endpoint": {
+                    "address": {"socket_address": {"address": grpc_host, "port_value": port}}
+                }
+            }
+            for port in ([grpc_port] if isinstance(grpc_port, int) else grpc_port)
+        ],
         "cluster_type": "STATIC" if _is_ip(grpc_host) else "STRICT_DNS",
         "descriptor": str(descriptor),
         "services": services,
@@ -148,7 +157,7 @@ class EnvoyProcess:
         self,
         *,
         http_port: int,
-        grpc_port: int,
+        grpc_port: int | Sequence[int],
         descriptor: Path,
         work_dir: Path,
         host: str = "127.0.0.1",
