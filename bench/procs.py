@@ -154,9 +154,12 @@ async def start_fake(run_dir: Path) -> tuple[Child, int]:
     return child, int(match.group(1))
 
 
-async def start_server(run_dir: Path, fake_port: int) -> tuple[Child, int]:
+async def start_server(
+    run_dir: Path, fake_port: int, *, reuse_data: bool = False
+) -> tuple[Child, int]:
+    """A `chatplane serve` process; `reuse_data` starts another one on the same database."""
     data_dir = run_dir / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(exist_ok=reuse_data)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("CHATPLANE_", "ANTHROPIC_"))},
         "CHATPLANE_GRPC_PORT": "0",
@@ -177,14 +180,16 @@ async def start_server(run_dir: Path, fake_port: int) -> tuple[Child, int]:
     return child, int(match.group(1))
 
 
-async def start_envoy(run_dir: Path, grpc_port: int) -> EnvoyProcess:
+async def start_envoy(
+    run_dir: Path, grpc_port: int | list[int], *, name: str = "envoy"
+) -> EnvoyProcess:
     envoy = EnvoyProcess(
         http_port=0,
         grpc_port=grpc_port,
         descriptor=descriptor_path(),
-        work_dir=run_dir / "envoy",
+        work_dir=run_dir / name,
         host="127.0.0.1",
-        log_path=run_dir / "envoy.log",
+        log_path=run_dir / f"{name}.log",
     )
     await envoy.start()
     return envoy

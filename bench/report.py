@@ -318,6 +318,36 @@ def render(r: Results) -> str:
                 "",
             ]
 
+    two = r.workers2
+    if two:
+        out += [
+            "### B3. Two server processes behind one Envoy (CHATPLANE_WORKERS=2)",
+            "",
+            "The same REST loops with a second `chatplane serve` on the same database and a "
+            "second Envoy round-robining over both. On this 2-core machine the processes "
+            "compete with Envoy, the fake upstream and the load generator for the same cores.",
+            "",
+        ]
+        rows = []
+        for name, s2 in two.items():
+            one = r.cn.get(name)
+            rows.append(
+                [
+                    LABELS[name],
+                    _f(one.rps, 0) if one else "-",
+                    _f(s2.rps, 0),
+                    _ratio(s2.rps, one.rps) if one else "-",
+                    _errors(s2),
+                    _f(s2.p(50)),
+                    _f(s2.p(99)),
+                ]
+            )
+        out += _table(
+            ["mode", "req/s, 1 worker", "req/s, 2 workers", "2 vs 1", "errors", "p50 ms", "p99 ms"],
+            rows,
+        )
+        out += [""]
+
     # --- memory and checks ------------------------------------------------------------------
     if r.rss_peak:
         out += ["### Memory", ""]

@@ -76,6 +76,8 @@ class Results:
     foundation: dict[str, Sample] = field(default_factory=dict)
     c1: dict[str, Sample] = field(default_factory=dict)
     cn: dict[str, Sample] = field(default_factory=dict)
+    # B3: the REST modes again with two server processes behind one Envoy.
+    workers2: dict[str, Sample] = field(default_factory=dict)
     rss_start: dict[str, float | None] = field(default_factory=dict)
     rss_peak: dict[str, float | None] = field(default_factory=dict)
     usage: list[dict[str, Any]] = field(default_factory=list)
@@ -215,6 +217,33 @@ async def _measure(results: Results, run_dir: Path) -> None:
             "Envoy": procs.peak_rss_mib(envoy.pid),
         }
         results.usage = await clients.usage_by_model()
+
+        # B3. The REST modes with a second server process (CHATPLANE_WORKERS=2's layout):
+        # a second Envoy round-robins over both servers, which share the database.
+        second, second_port = await procs.start_server(run_dir, fake_port, reuse_data=True)
+        children.append(second)
+        await watchdog.watch(second.pid)
+        envoy2 = await procs.start_envoy(run_dir, [grpc_port, second_port], name="envoy2")
+        await watchdog.watch(envoy2.pid)
+        try:
+            pids["chatplane server 2"] = second.pid
+            pids["Envoy"] = envoy2.pid
+            clients.rest_base = f"http://127.0.0.1:{envoy2.http_port}"
+            two = clients.calls()
+            for name in ("rest_complete", "rest_stream"):
+                await warm_up(two[name], plan.cn_warmup, plan.concurrency)
+                _say(f"B3. {name}, 2 workers, concurrency {plan.concurrency}")
+                results.workers2[name] = await closed_loop(
+                    name,
+                    two[name],
+                    concurrency=plan.concurrency,
+                    max_count=plan.cn_max_calls,
+                    max_seconds=plan.cn_seconds,
+                    cpu_probe=cpu_probe,
+                )
+                await asyncio.sleep(0.3)
+        finally:
+            await envoy2.stop()
     except Exception:
         for child in children:
             print(f"--- {child.name} output (tail) ---\n{child.tail()}", file=sys.stderr)
