@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import TenantKeys
+from chatplane.api.server import App
+from chatplane.config import descriptor_path
+from chatplane.gateway import EnvoyProcess
+from tests.conftest import TenantKeys, make_settings, new_tenant
 from tests.test_rest import create_project
 
 FRAME = re.compile(rb"event: ([a-z_]+)\ndata: (\{.*?\})\n\n", re.S)
@@ -176,3 +181,57 @@ async def test_agent_route_is_501(http: httpx.AsyncClient, tenant: TenantKeys) -
     )
     assert response.status_code == 501
     assert "not built yet" in response.json()["message"]
+
+
+async def test_session_rate_limit(tmp_path: Path, database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("one backend is enough for the limiter path")
+    app = App(
+        make_settings(
+            tmp_path, f"sqlite+aiosqlite:///{tmp_path}/s.db", session_rate_limit_per_minute=2
+        )
+    )
+    await app.start()
+    try:
+        async with EnvoyProcess(
+            http_port=0,
+            grpc_port=app.grpc_port,
+            descriptor=descriptor_path(),
+            work_dir=tmp_path / "envoy",
+        ) as envoy:
+            owner = await new_tenant(app)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{envoy.http_port}") as http:
+                pid = await create_project(http, owner)
+
+                async def call(session: str | None) -> httpx.Response:
+                    body: dict[str, object] = {
+                        "projectId": pid,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    }
+                    if session:
+                        body["sessionId"] = session
+                    return await http.post(
+                        "/api/v1/chat/complete", json=body, headers=owner.headers
+                    )
+
+                codes = [(await call("sess_a")).status_code for _ in range(2)]
+                limited = await call("sess_a")
+                assert codes == [200, 200] and limited.status_code == 429
+                assert limited.json()["message"] == "Session message rate limit exceeded"
+                assert limited.json()["details"][0]["reason"] == "SESSION_RATE_LIMIT_EXCEEDED"
+                assert 1 <= int(limited.headers["retry-after"]) <= 60
+                streamed = await http.post(
+                    "/api/v1/chat/stream",
+                    headers=owner.headers,
+                    json={
+                        "projectId": pid,
+                        "sessionId": "sess_a",
+                        "messages": [{"role": "user", "content": "hi"}],
+                    },
+                )
+                assert streamed.status_code == 429
+                # Other sessions, and calls without a session, are not affected.
+                assert (await call("sess_b")).status_code == 200
+                assert (await call(None)).status_code == 200
+    finally:
+        await app.stop(1.0)

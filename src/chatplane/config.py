@@ -31,6 +31,7 @@ class Settings:
     redis_url: str | None = None
     rate_limit_per_minute: int = 600
     rate_limit_per_hour: int = 20_000
+    session_rate_limit_per_minute: int = 60  # chat calls per sessionId (0: unlimited)
     shutdown_grace_seconds: float = 10.0
     workers: int = 1  # server processes behind Envoy (`chatplane run`)
     anthropic_api_key: str | None = None
@@ -59,6 +60,7 @@ class Settings:
             redis_url=env.get("CHATPLANE_REDIS_URL") or None,
             rate_limit_per_minute=_int(env, "CHATPLANE_RATE_LIMIT_PER_MINUTE", 600),
             rate_limit_per_hour=_int(env, "CHATPLANE_RATE_LIMIT_PER_HOUR", 20_000),
+            session_rate_limit_per_minute=_int(env, "CHATPLANE_SESSION_RATE_LIMIT_PER_MINUTE", 60),
             workers=max(1, _int(env, "CHATPLANE_WORKERS", 1)),
             shutdown_grace_seconds=float(env.get("CHATPLANE_SHUTDOWN_GRACE_SECONDS") or 10.0),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,

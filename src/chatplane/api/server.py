@@ -56,6 +56,9 @@ class App:
             ],
             settings.redis_url,
         )
+        self.session_limiter: RateLimiter = build_rate_limiter(
+            [Window(60, settings.session_rate_limit_per_minute)], settings.redis_url
+        )
         self.usage_writer = UsageWriter(self.sessions)
         self.usage = UsageService(self.sessions, self.usage_writer)
         self.local_provider = LocalProvider(token_delay=settings.local_token_delay)
@@ -68,6 +71,7 @@ class App:
             local=self.local_provider,
             anthropic_for=self._anthropic_provider,
             server_anthropic_key=settings.anthropic_api_key,
+            session_limiter=self.session_limiter,
         )
         self.health = health.aio.HealthServicer()
         self.bootstrap: Bootstrap | None = None
@@ -151,6 +155,7 @@ class App:
             await provider.aclose()
         await self.usage_writer.aclose()  # every recorded call is stored before we exit
         await self.limiter.aclose()
+        await self.session_limiter.aclose()
         await self.engine.dispose()
 
     async def wait(self) -> None:

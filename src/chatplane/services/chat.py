@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatplane.cache import TtlCache
-from chatplane.errors import ChatplaneError, InvalidArgument, NotFound, Unavailable
+from chatplane.errors import (
+    ChatplaneError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from chatplane.ids import cuid, utcnow
 from chatplane.llm.models import DEFAULT_MODEL, DEFAULT_TIER_MODELS, LOCAL_MODEL, TIERS
 from chatplane.llm.pricing import PriceTable
@@ -35,6 +41,7 @@ from chatplane.llm.types import (
     ToolSpec,
     UsageUpdate,
 )
+from chatplane.ratelimit import RateLimiter, RateLimiterUnavailable
 from chatplane.services.projects import tier_models
 from chatplane.services.security import SecretBox
 from chatplane.services.usage import UsageRow
@@ -180,6 +187,7 @@ class ChatService:
         local: Provider,
         anthropic_for: ProviderFactory,
         server_anthropic_key: str | None,
+        session_limiter: RateLimiter | None = None,
         config_ttl: float = 5.0,
     ) -> None:
         self._sessions = sessions
@@ -189,6 +197,7 @@ class ChatService:
         self._local = local
         self._anthropic_for = anthropic_for
         self._server_key = server_anthropic_key
+        self._session_limiter = session_limiter
         # Other replicas see project/tenant changes within this TTL; this one at once.
         self._configs: TtlCache[tuple[str, str], RuntimeConfig] = TtlCache(config_ttl)
 
@@ -215,6 +224,21 @@ class ChatService:
         )
         self._configs.put(key, config)
         return config
+
+    async def _check_session_rate(self, tenant_id: str, session_id: str) -> None:
+        """The seed's per-session limit (`sessionId` is "for rate limiting")."""
+        if not session_id or self._session_limiter is None:
+            return
+        try:
+            decision = await self._session_limiter.hit(f"session:{tenant_id}:{session_id}")
+        except RateLimiterUnavailable as exc:
+            raise Unavailable("Rate limiter unavailable", reason="RATE_LIMITER_DOWN") from exc
+        if not decision.allowed:
+            raise ResourceExhausted(
+                "Session message rate limit exceeded",
+                reason="SESSION_RATE_LIMIT_EXCEEDED",
+                headers=decision.headers(),
+            )
 
     def forget_tenant(self, tenant_id: str) -> None:
         """Drop cached settings after a change to the tenant or one of its projects."""
@@ -252,6 +276,7 @@ class ChatService:
         self, tenant_id: str, request: ChatRequest
     ) -> tuple[Resolved, CompletionParams]:
         validate(request)
+        await self._check_session_rate(tenant_id, request.session_id)
         resolved = self._resolve(await self._config(tenant_id, request.project_id), request)
         params = CompletionParams(
             model=resolved.model,
