@@ -79,16 +79,45 @@ async def test_auth_statuses(
 async def test_unknown_route_and_query_parameter(
     http: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
-    unknown = await http.get("/api/nothing-here", headers=tenant.headers)
-    assert unknown.status_code == 404
-    bad_query = await http.get("/api/projects?colour=blue", headers=tenant.headers)
-    assert bad_query.status_code == 400
-    bad_json = await http.post(
-        "/api/projects",
-        content=b'{"name": 5',
-        headers={**tenant.headers, "Content-Type": "application/json"},
-    )
-    assert bad_json.status_code == 400
+    # Envoy's own replies come in the same JSON google.rpc.Status shape as the server's.
+    cases = [
+        (await http.get("/api/nothing-here", headers=tenant.headers), 404, 5, "ROUTE_NOT_FOUND"),
+        (
+            await http.get("/api/projects?colour=blue", headers=tenant.headers),
+            400,
+            3,
+            "INVALID_REQUEST",
+        ),
+        (
+            await http.get("/api/projects?limit=abc", headers=tenant.headers),
+            400,
+            3,
+            "INVALID_REQUEST",
+        ),
+        (
+            await http.post(
+                "/api/projects",
+                content=b'{"name": 5',
+                headers={**tenant.headers, "Content-Type": "application/json"},
+            ),
+            400,
+            3,
+            "INVALID_REQUEST",
+        ),
+        (
+            await http.post("/api/projects", json={"name": ["x"]}, headers=tenant.headers),
+            400,
+            3,
+            "INVALID_REQUEST",
+        ),
+    ]
+    for response, status, code, reason in cases:
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+        assert body["code"] == code and body["message"]
+        assert body["details"][0]["reason"] == reason
+    assert "colour" in cases[1][0].json()["message"]
 
 
 async def test_validation_error_body(http: httpx.AsyncClient, tenant: TenantKeys) -> None:
