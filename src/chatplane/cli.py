@@ -239,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChatplaneError as exc:
         print(f"chatplane: {exc.message}", file=sys.stderr)
         return 1
+    except (RuntimeError, OSError) as exc:  # e.g. a port in use, Envoy failing to start
+        print(f"chatplane: {exc}", file=sys.stderr)
+        return 1
 
 
 def _dispatch(settings: Settings, args: argparse.Namespace) -> int:

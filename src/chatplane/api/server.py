@@ -135,7 +135,11 @@ class App:
             ],
             server,
         )
-        self.grpc_port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
+        address = f"{self.settings.host}:{self.settings.grpc_port}"
+        try:
+            self.grpc_port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise RuntimeError(f"cannot listen for gRPC on {address}: {exc}") from exc
         await server.start()
         self._server = server
         # SERVING only now that storage is migrated and bootstrapped.
