@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -119,3 +120,65 @@ async def test_two_workers_share_the_traffic_and_stop_together(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_run_prints_a_working_admin_key_once(tmp_path: Path, database_url: str) -> None:
+    """The newcomer path: `chatplane run` on an empty data dir, the printed key, curl."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("runs the default embedded configuration")
+    env = {
+        **os.environ,
+        "CHATPLANE_DATA_DIR": str(tmp_path),
+        "CHATPLANE_HTTP_PORT": "0",
+        "CHATPLANE_GRPC_PORT": "0",
+        "CHATPLANE_LOG_LEVEL": "WARNING",
+    }
+    for name in ("CHATPLANE_DATABASE_URL", "CHATPLANE_BOOTSTRAP_API_KEY", "CHATPLANE_WORKERS"):
+        env.pop(name, None)
+
+    async def run_once() -> tuple[str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chatplane.cli",
+            "run",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None
+        text = ""
+        try:
+            while "Envoy admin" not in text:
+                line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+                assert line, "chatplane run exited early"
+                text += line
+            # The key line (first start only) follows the addresses.
+            with contextlib.suppress(TimeoutError):
+                text += (await asyncio.wait_for(proc.stdout.readline(), 2)).decode()
+                text += (await asyncio.wait_for(proc.stdout.readline(), 1)).decode()
+            rest = re.search(r"REST \(Envoy\): (http://\S+)", text)
+            assert rest
+            key = re.search(r"(abl_sk-\S+)", text)
+            if key:
+                async with httpx.AsyncClient(timeout=10) as http:
+                    created = await http.post(
+                        f"{rest.group(1)}/api/projects",
+                        json={"name": "demo"},
+                        headers={"Authorization": f"Bearer {key.group(1)}"},
+                    )
+                    assert created.status_code == 200
+                    assert created.json()["project"]["name"] == "demo"
+                    assert (await http.get(f"{rest.group(1)}/api/projects")).status_code == 401
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        return text, key.group(1) if key else ""
+
+    first, key = await run_once()
+    assert key, first
+    second, again = await run_once()
+    assert again == "" and "Admin key" not in second  # shown once
