@@ -168,6 +168,10 @@ class FakeAnthropic:
         for _ in range(times):
             self._faults.append(_Fault("break", after_deltas=after_deltas, mode=mode))
 
+    def clear_faults(self) -> None:
+        """Drop injected faults that were not used up."""
+        self._faults.clear()
+
     @property
     def request_count(self) -> int:
         return len(self.requests)

@@ -235,7 +235,7 @@ async def test_errors_before_first_token(
         response = await stack.http.post(route, json=chat_body(pid), headers=owner.headers)
         assert response.status_code == status, response.text
         assert "code" in response.json()
-        fake._faults.clear()  # retries may have used fewer faults than queued
+        fake.clear_faults()  # retries may have used fewer faults than queued
 
 
 async def test_retry_before_first_token_then_success(

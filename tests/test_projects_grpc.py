@@ -8,7 +8,6 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from chatplane.api.server import App
 from chatplane.iam.v1 import api_key_service_pb2 as keys_pb
 from chatplane.iam.v1 import api_key_service_pb2_grpc as keys_grpc
 from chatplane.project.v1 import project_service_pb2 as pb
@@ -171,7 +170,3 @@ async def test_keys_cross_tenant(
             keys_pb.RevokeApiKeyRequest(key_id=created.key.id), metadata=other_tenant.metadata
         )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-async def test_app_state(app: App) -> None:
-    assert app.grpc_port > 0

@@ -58,21 +58,22 @@ def _alive(pid: int) -> bool:
     )
 
 
-async def test_two_workers_share_the_traffic_and_stop_together(
-    tmp_path: Path, database_url: str
-) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("runs the default embedded configuration")
+def _run_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `chatplane run` on its own embedded database, ports picked."""
     env = {
         **os.environ,
-        "CHATPLANE_DATA_DIR": str(tmp_path),
-        "CHATPLANE_WORKERS": "2",
+        "CHATPLANE_DATA_DIR": str(data_dir),
         "CHATPLANE_HTTP_PORT": "0",
         "CHATPLANE_GRPC_PORT": "0",
-        "CHATPLANE_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
         "CHATPLANE_LOG_LEVEL": "WARNING",
     }
-    env.pop("CHATPLANE_DATABASE_URL", None)
+    for name in ("CHATPLANE_DATABASE_URL", "CHATPLANE_BOOTSTRAP_API_KEY", "CHATPLANE_WORKERS"):
+        env.pop(name, None)
+    return {**env, **extra}
+
+
+async def _start_run(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `chatplane run` and read its banner, up to the Envoy admin line."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -83,12 +84,27 @@ async def test_two_workers_share_the_traffic_and_stop_together(
         stderr=asyncio.subprocess.DEVNULL,
     )
     assert proc.stdout is not None
+    text = ""
     try:
-        text = ""
         while "Envoy admin" not in text:
             line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
             assert line, "chatplane run exited early"
             text += line
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc, text
+
+
+async def test_two_workers_share_the_traffic_and_stop_together(
+    tmp_path: Path, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("runs the default embedded configuration")
+    env = _run_env(tmp_path, CHATPLANE_WORKERS="2", CHATPLANE_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
+    proc, text = await _start_run(env)
+    try:
         rest = re.search(r"REST \(Envoy\): (http://\S+)", text)
         admin = re.search(r"Envoy admin:\s+(http://\S+)", text)
         ports = re.findall(r"127\.0\.0\.1:(\d+)", text.split("gRPC:")[1].split("\n")[0])
@@ -126,33 +142,12 @@ async def test_run_prints_a_working_admin_key_once(tmp_path: Path, database_url:
     """The newcomer path: `chatplane run` on an empty data dir, the printed key, curl."""
     if not database_url.startswith("sqlite"):
         pytest.skip("runs the default embedded configuration")
-    env = {
-        **os.environ,
-        "CHATPLANE_DATA_DIR": str(tmp_path),
-        "CHATPLANE_HTTP_PORT": "0",
-        "CHATPLANE_GRPC_PORT": "0",
-        "CHATPLANE_LOG_LEVEL": "WARNING",
-    }
-    for name in ("CHATPLANE_DATABASE_URL", "CHATPLANE_BOOTSTRAP_API_KEY", "CHATPLANE_WORKERS"):
-        env.pop(name, None)
+    env = _run_env(tmp_path)
 
     async def run_once() -> tuple[str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "chatplane.cli",
-            "run",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        proc, text = await _start_run(env)
         assert proc.stdout is not None
-        text = ""
         try:
-            while "Envoy admin" not in text:
-                line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-                assert line, "chatplane run exited early"
-                text += line
             # The key line (first start only) follows the addresses.
             with contextlib.suppress(TimeoutError):
                 text += (await asyncio.wait_for(proc.stdout.readline(), 2)).decode()

@@ -26,7 +26,13 @@ from chatplane.errors import (
     Unavailable,
 )
 from chatplane.ids import cuid, utcnow
-from chatplane.llm.models import DEFAULT_MODEL, DEFAULT_TIER_MODELS, LOCAL_MODEL, TIERS
+from chatplane.llm.models import (
+    DEFAULT_MODEL,
+    LOCAL_MODEL,
+    TIERS,
+    model_for_tier,
+    provider_for_model,
+)
 from chatplane.llm.pricing import PriceTable
 from chatplane.llm.types import (
     CompletionParams,
@@ -255,16 +261,19 @@ class ChatService:
         elif config.tenant_model:
             model, source = config.tenant_model, "tenant"
         elif key:
-            model, source = DEFAULT_TIER_MODELS.get(request.tier, DEFAULT_MODEL), "server"
+            model = model_for_tier(request.tier) if request.tier else DEFAULT_MODEL
+            source = "server"
         else:
             model, source = LOCAL_MODEL, "server"
-        if model == LOCAL_MODEL:
-            return Resolved(model, self._local, source)
-        if not model.startswith("claude-"):
+        try:
+            provider = provider_for_model(model)
+        except InvalidArgument:
             raise Unavailable(
                 f"{RUNTIME_NOT_CONFIGURED}: no provider serves model {model!r}",
                 reason="RUNTIME_NOT_CONFIGURED",
-            )
+            ) from None
+        if provider == "local":
+            return Resolved(model, self._local, source)
         if not key:
             raise Unavailable(
                 f"{RUNTIME_NOT_CONFIGURED}: no Anthropic credentials for model {model!r}",

@@ -89,12 +89,6 @@ class ProjectRepository(Repository):
         row = result.first()
         return None if row is None else (row[0], row[1])
 
-    async def exists(self, tenant_id: str, project_id: str) -> bool:
-        result = await self.session.exec(
-            select(Project.id).where(Project.tenant_id == tenant_id, Project.id == project_id)
-        )
-        return result.first() is not None
-
     async def page(
         self, tenant_id: str, *, limit: int, offset: int
     ) -> tuple[Sequence[Project], int]:
