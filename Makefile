@@ -34,6 +34,7 @@ lint: $(STAMP)
 	ruff check .
 	ruff format --check .
 	mypy src
+	python scripts/check_layers.py
 	buf lint
 	buf format --diff --exit-code
 

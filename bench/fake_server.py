@@ -1,4 +1,4 @@
-"""`python -m bench.fake_server`: the fake Anthropic server (tests/fake_anthropic.py) in its
+"""`python -m bench.fake_server`: the fake Anthropic server (tests/fakes/anthropic.py) in its
 own process. Prints `PORT <n>` once listening; stops on SIGTERM/SIGINT or when stdin closes.
 """
 
@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.fake_anthropic import FakeAnthropic  # noqa: E402
+from tests.fakes.anthropic import FakeAnthropic  # noqa: E402
 
 
 async def _trim(fake: FakeAnthropic) -> None:

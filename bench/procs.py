@@ -17,7 +17,7 @@ from chatplane.config import descriptor_path
 from chatplane.gateway import EnvoyProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FAKE_API_KEY = "sk-ant-test-key"  # tests/fake_anthropic.py's default
+FAKE_API_KEY = "sk-ant-test-key"  # tests/fakes/anthropic.py's default
 BOOTSTRAP_KEY = "abl_sk-bench-bootstrap-admin-key"
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 8.0

@@ -112,7 +112,7 @@ def render(r: Results) -> str:
         f"- Machine: nproc {m.get('nproc')}, {m.get('cpu')}, {m.get('os')}; Python "
         f"{m.get('python')}; Envoy {m.get('envoy')}, grpcio {m.get('grpcio')}, aiohttp "
         f"{m.get('aiohttp')}, anthropic SDK {m.get('anthropic')}",
-        "- Setup: fake Anthropic server (`tests/fake_anthropic.py`, its own process), "
+        "- Setup: fake Anthropic server (`tests/fakes/anthropic.py`, its own process), "
         "`chatplane.cli serve` (its own process, SQLite in a temp dir, log level WARNING, "
         "rate limits raised out of the way), Envoy with grpc_json_transcoder (its own "
         "process); the load generator (aiohttp for HTTP, grpc.aio for gRPC) in the bench "

@@ -15,25 +15,24 @@ import time
 
 from sqlmodel import func, select
 
-from chatplane.ids import cuid, utcnow
-from chatplane.storage.db import create_engine, migrate, session_factory
+from chatplane.kit.clock import utcnow
+from chatplane.kit.ids import cuid
+from chatplane.storage.db import Database
 from chatplane.storage.models import Project, Tenant, UsageRecord
-from chatplane.storage.repositories import UsageRepository
+from chatplane.usage.repository import UsageInserts, UsageRepository
 
 MODELS = ("claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-8")
 
 
 async def run(rows: int) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/usage.db")
-    await migrate(engine)
-    sessions = session_factory(engine)
+    db = Database(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/usage.db")
+    await db.migrate()
     tenant = Tenant(id=cuid(), name="bench")
     projects = [Project(id=cuid(), tenant_id=tenant.id, name=f"p{i}") for i in range(2)]
-    async with sessions() as session:
+    async with db.uow() as session:
         session.add(tenant)
         await session.flush()
         session.add_all(projects)
-        await session.commit()
     now = utcnow()
     started = time.perf_counter()
     for first in range(0, rows, 20_000):
@@ -58,13 +57,12 @@ async def run(rows: int) -> None:
             }
             for i in range(first, min(rows, first + 20_000))
         ]
-        async with sessions() as session:
-            await UsageRepository(session).insert_rows(batch)
-            await session.commit()
+        async with db.uow() as session:
+            await UsageInserts(session).insert_rows(batch)
     print(f"inserted {rows:,} rows in {time.perf_counter() - started:.1f} s")
 
     pid = projects[0].id
-    async with sessions() as session:
+    async with db.read() as session:
         t0 = time.perf_counter()
         count = (
             await session.exec(
@@ -77,10 +75,10 @@ async def run(rows: int) -> None:
     print(f"baseline COUNT(*) of the project's {count:,} rows: {baseline * 1000:.0f} ms")
     for by_model in (False, True):
         for label, start in (("all time", None), ("last day", now - dt.timedelta(days=1))):
-            async with sessions() as session:
+            async with db.read() as session:
                 t0 = time.perf_counter()
-                totals = await UsageRepository(session).totals(
-                    tenant.id, pid, start=start, end=None, by_model=by_model
+                totals = await UsageRepository(session, tenant.id).totals(
+                    pid, start=start, end=None, by_model=by_model
                 )
                 took = time.perf_counter() - t0
             n = sum(t.request_count for t in totals)
@@ -88,7 +86,7 @@ async def run(rows: int) -> None:
                 f"{'by model' if by_model else 'summary':8} {label:8} {n:>9,} records: "
                 f"{took * 1000:5.0f} ms ({took / baseline:.1f}x the COUNT(*))"
             )
-    await engine.dispose()
+    await db.dispose()
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from chatplane.api.server import App
+from chatplane.app import App
 from chatplane.config import Settings
-from chatplane.services import scopes
+from chatplane.iam import scopes
 
 BOOTSTRAP_KEY = "abl_sk-test-bootstrap-admin-key"
 PG_URL = os.environ.get("CHATPLANE_TEST_DATABASE_URL", "")

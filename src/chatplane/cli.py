@@ -11,14 +11,11 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 
-from chatplane.api.server import App, serve_until_signal
+from chatplane.app import App, serve_until_signal
 from chatplane.config import Settings, descriptor_path
 from chatplane.errors import ChatplaneError
-from chatplane.services import scopes
-from chatplane.services.iam import IamService
-from chatplane.services.security import SecretBox
-from chatplane.storage.db import create_engine, migrate, session_factory
-from chatplane.storage.repositories import TenantRepository
+from chatplane.iam import scopes
+from chatplane.iam.service import IamService
 
 
 def _setup_logging(level: str) -> None:
@@ -32,7 +29,7 @@ def _setup_logging(level: str) -> None:
 def _print_bootstrap(app: App) -> None:
     if app.bootstrap is not None and app.bootstrap.admin_secret:
         print(
-            f"First start: created tenant {app.bootstrap.tenant.id} and an admin API key.\n"
+            f"First start: created tenant {app.bootstrap.tenant_id} and an admin API key.\n"
             f"  Admin key (shown once, store it now): {app.bootstrap.admin_secret}",
             flush=True,
         )
@@ -100,28 +97,19 @@ async def _run(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def _iam(settings: Settings) -> AsyncIterator[tuple[IamService, str]]:
     """The IAM service on a migrated database, and the default tenant's id."""
-    engine = create_engine(settings.database_url)
+    app = App(settings)
     try:
-        await migrate(engine)
-        sessions = session_factory(engine)
-        box = SecretBox.from_passphrase_or_file(
-            settings.secret_key, settings.data_dir / "secret.key"
-        )
-        iam = IamService(sessions, box)
-        created = await iam.bootstrap(settings.bootstrap_api_key)
+        await app.open()
+        created = app.bootstrap
         if created is not None and created.admin_secret:  # never created silently
             print(
-                f"First start: tenant {created.tenant.id}, admin key (shown once): "
+                f"First start: tenant {created.tenant_id}, admin key (shown once): "
                 f"{created.admin_secret}",
                 file=sys.stderr,
             )
-        async with sessions() as session:
-            tenant = await TenantRepository(session).first()
-        if tenant is None:  # bootstrap always leaves one
-            raise RuntimeError("no tenant")
-        yield iam, tenant.id
+        yield app.iam, await app.iam.default_tenant_id()
     finally:
-        await engine.dispose()
+        await app.close()
 
 
 def _print_json(value: dict[str, object]) -> None:
@@ -138,13 +126,13 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
                     "id": created.key.id,
                     "tenantId": tenant,
                     "secret": created.secret,
-                    "scopes": created.key.scopes.split(),
+                    "scopes": list(created.key.scopes),
                 }
             )
         elif args.keys_command == "list":
             for key in await iam.list_keys(tenant):
                 state = "revoked" if key.revoked_at else "active"
-                print(f"{key.id}\t{key.prefix}…\t{state}\t{key.name}\t{key.scopes}")
+                print(f"{key.id}\t{key.prefix}…\t{state}\t{key.name}\t{' '.join(key.scopes)}")
         else:
             key = await iam.revoke_key(tenant, args.key_id)
             print(f"revoked {key.id}")
@@ -169,19 +157,21 @@ async def _tenants(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _clients(settings: Settings, args: argparse.Namespace) -> int:
     async with _iam(settings) as (iam, default_tenant):
-        client, secret = await iam.create_client(
+        client = await iam.create_client(
             args.tenant or default_tenant, args.name, args.scopes.split(",")
         )
-        _print_json({"appId": client.id, "tenantId": client.tenant_id, "clientSecret": secret})
+        _print_json(
+            {"appId": client.id, "tenantId": client.tenant_id, "clientSecret": client.secret}
+        )
     return 0
 
 
 async def _migrate(settings: Settings) -> int:
-    engine = create_engine(settings.database_url)
+    app = App(settings)
     try:
-        await migrate(engine)
+        await app.db.migrate()
     finally:
-        await engine.dispose()
+        await app.close()
     print("database is at the latest migration")
     return 0
 

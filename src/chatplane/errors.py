@@ -1,21 +1,39 @@
-"""Domain errors. Services raise these; the gRPC layer turns them into status codes in one place.
+"""Domain errors. Services raise these; `api/errors.py` alone maps them to gRPC codes,
+`google.rpc.ErrorInfo`, HTTP statuses and response headers.
 
-Each error carries a gRPC code name, an UPPER_SNAKE reason (google.rpc.ErrorInfo), a
-message that is safe to show the caller, and optionally an HTTP status that the REST
-gateway should use instead of the code's default (410, 204) plus response headers.
+Each error carries a kind (what went wrong, transport-neutral), an UPPER_SNAKE reason a
+client can branch on, a message that is safe to show the caller, and optionally the field
+at fault, extra ErrorInfo metadata and a retry hint in seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
+from typing import ClassVar
 
-import grpc
+
+class ErrorKind(StrEnum):
+    """Transport-neutral error kinds; the API layer picks status codes from these."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    GONE = "GONE"  # existed, now retired
+    UNAVAILABLE = "UNAVAILABLE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    UNIMPLEMENTED = "UNIMPLEMENTED"
+    INTERNAL = "INTERNAL"
 
 
 class ChatplaneError(Exception):
-    """Base class of errors that reach the caller with their own code and text."""
+    """Base class of errors that reach the caller with their own kind and text."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    kind: ClassVar[ErrorKind] = ErrorKind.INTERNAL
     reason: str = "INTERNAL"
 
     def __init__(
@@ -23,79 +41,93 @@ class ChatplaneError(Exception):
         message: str,
         *,
         reason: str | None = None,
-        http_status: int | None = None,
-        headers: Mapping[str, str] | None = None,
+        field: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if reason is not None:
             self.reason = reason
-        self.http_status = http_status
-        self.headers = dict(headers or {})
-        # ErrorInfo.metadata: machine-readable details such as the offending field.
+        self.field = field
+        # ErrorInfo.metadata: machine-readable details; the offending field is one of them.
         self.metadata = dict(metadata or {})
+        if field:
+            self.metadata.setdefault("field", field)
+        self.retry_after = retry_after  # whole seconds, when a retry later may succeed
 
 
 class InvalidArgument(ChatplaneError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    kind = ErrorKind.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
-
-    def __init__(
-        self, message: str, *, field: str | None = None, reason: str | None = None
-    ) -> None:
-        super().__init__(message, reason=reason, metadata={"field": field} if field else None)
 
 
 class NotFound(ChatplaneError):
-    code = grpc.StatusCode.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
     reason = "NOT_FOUND"
 
 
+class AlreadyExists(ChatplaneError):
+    kind = ErrorKind.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
+
+
 class Unauthenticated(ChatplaneError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    kind = ErrorKind.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"
 
 
 class PermissionDenied(ChatplaneError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    kind = ErrorKind.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
 
 
 class ResourceExhausted(ChatplaneError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    kind = ErrorKind.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
 
 
+class RateLimited(ResourceExhausted):
+    """A rate limit said no; the window's figures become `x-ratelimit-*` headers."""
+
+    reason = "RATE_LIMIT_EXCEEDED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        limit: int,
+        reset_seconds: int,
+        retry_after: int,
+    ) -> None:
+        super().__init__(message, reason=reason, retry_after=retry_after)
+        self.limit = limit
+        self.reset_seconds = reset_seconds
+
+
+class FailedPrecondition(ChatplaneError):
+    kind = ErrorKind.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+class Gone(ChatplaneError):
+    """A resource that existed but is retired."""
+
+    kind = ErrorKind.GONE
+    reason = "GONE"
+
+
 class Unavailable(ChatplaneError):
-    code = grpc.StatusCode.UNAVAILABLE
+    kind = ErrorKind.UNAVAILABLE
     reason = "UNAVAILABLE"
 
 
 class DeadlineExceeded(ChatplaneError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    kind = ErrorKind.DEADLINE_EXCEEDED
     reason = "DEADLINE_EXCEEDED"
 
 
-class FailedPrecondition(ChatplaneError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "FAILED_PRECONDITION"
-
-
-class Gone(FailedPrecondition):
-    """A resource that existed but is retired: FAILED_PRECONDITION for gRPC, 410 over REST."""
-
-    reason = "GONE"
-
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message, reason=reason, http_status=410)
-
-
-class AlreadyExists(ChatplaneError):
-    code = grpc.StatusCode.ALREADY_EXISTS
-    reason = "ALREADY_EXISTS"
-
-
 class Unimplemented(ChatplaneError):
-    code = grpc.StatusCode.UNIMPLEMENTED
+    kind = ErrorKind.UNIMPLEMENTED
     reason = "UNIMPLEMENTED"

@@ -17,11 +17,11 @@ from typing import Any, NoReturn, cast
 
 import grpc
 
-from chatplane.api import context
+from chatplane.api import call
 from chatplane.api.errors import to_status
-from chatplane.errors import ChatplaneError, ResourceExhausted, Unavailable
-from chatplane.ratelimit import RateLimiter, RateLimiterUnavailable
-from chatplane.services.auth import Authenticator
+from chatplane.errors import ChatplaneError
+from chatplane.iam.auth import Authenticator
+from chatplane.ratelimit import RateLimiter, admit
 
 access_log = logging.getLogger("chatplane.access")
 log = logging.getLogger("chatplane.api")
@@ -80,7 +80,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler  # no client-streaming RPCs in the contract
 
-    async def _admit(self, state: context.CallState, headers: dict[str, str]) -> None:
+    async def _admit(self, state: call.CallState, headers: dict[str, str]) -> None:
         """Authenticate, check the method's scope, count the call against the tenant."""
         scope = self._scopes.get(state.method)
         if scope is None:  # every chatplane method must be listed: deny by default
@@ -88,23 +88,21 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         principal = await self._auth.authenticate(headers)
         state.principal = principal
         principal.require(scope)
-        try:
-            decision = await self._limiter.hit(principal.tenant_id)
-        except RateLimiterUnavailable as exc:
-            raise Unavailable("Rate limiter unavailable", reason="RATE_LIMITER_DOWN") from exc
+        decision = await admit(
+            self._limiter,
+            principal.tenant_id,
+            message="Rate limit exceeded",
+            reason="RATE_LIMIT_EXCEEDED",
+        )
         state.response_headers.update(decision.headers())
-        if not decision.allowed:
-            raise ResourceExhausted(
-                "Rate limit exceeded", reason="RATE_LIMIT_EXCEEDED", headers=decision.headers()
-            )
 
-    def _start(self, method: str, headers: dict[str, str]) -> context.CallState:
-        state = context.CallState(method, headers.get("x-request-id") or uuid.uuid4().hex)
-        context.begin(state)
+    def _start(self, method: str, headers: dict[str, str]) -> call.CallState:
+        state = call.CallState(method, headers.get("x-request-id") or uuid.uuid4().hex)
+        call.begin(state)
         return state
 
     async def _fail(
-        self, ctx: grpc.aio.ServicerContext[Any, Any], state: context.CallState, exc: Exception
+        self, ctx: grpc.aio.ServicerContext[Any, Any], state: call.CallState, exc: Exception
     ) -> NoReturn:
         if not isinstance(exc, ChatplaneError):
             log.exception("unhandled error in %s", state.method, exc_info=exc)
@@ -157,7 +155,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-def _log(state: context.CallState, ctx: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
+def _log(state: call.CallState, ctx: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
     if not access_log.isEnabledFor(logging.INFO):
         return
     code = ctx.code()

@@ -1,7 +1,10 @@
-"""LLM provider layer: provider-neutral types, the Anthropic and local providers, prices, models."""
+"""LLM provider layer: provider-neutral types, message validation, prices, models.
 
-from chatplane.llm.anthropic_provider import AnthropicProvider
-from chatplane.llm.local_provider import LocalProvider
+The providers live in their own modules (`chatplane.llm.anthropic`, `chatplane.llm.local`)
+and are not imported here: importing `chatplane.llm` does not import the Anthropic SDK.
+"""
+
+from chatplane.llm.messages import validate_messages
 from chatplane.llm.models import (
     DEFAULT_MODEL,
     DEFAULT_TIER_MODELS,
@@ -19,6 +22,7 @@ from chatplane.llm.types import (
     Provider,
     ProviderEvent,
     TextDelta,
+    TokenUsage,
     ToolCall,
     ToolCallDelta,
     ToolCallEnd,
@@ -32,11 +36,9 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_TIER_MODELS",
     "LOCAL_MODEL",
-    "AnthropicProvider",
     "Completion",
     "CompletionParams",
     "Finish",
-    "LocalProvider",
     "Message",
     "ModelPrice",
     "PriceTable",
@@ -44,6 +46,7 @@ __all__ = [
     "ProviderEvent",
     "TextDelta",
     "Tier",
+    "TokenUsage",
     "ToolCall",
     "ToolCallDelta",
     "ToolCallEnd",
@@ -53,4 +56,5 @@ __all__ = [
     "collect",
     "model_for_tier",
     "provider_for_model",
+    "validate_messages",
 ]

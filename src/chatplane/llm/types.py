@@ -46,6 +46,21 @@ class CompletionParams:
     max_tokens: int = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Tokens of one call. `input_tokens` counts uncached input only; cached input is
+    reported apart (as Anthropic bills it)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
 # --- stream events -------------------------------------------------------------------------
 
 
@@ -75,23 +90,17 @@ class ToolCallEnd:
 
 @dataclass(frozen=True, slots=True)
 class UsageUpdate:
-    input_tokens: int
-    output_tokens: int
+    """Tokens so far (a provider may send several; the last one counts)."""
+
+    usage: TokenUsage
 
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """Last event of a successful stream.
-
-    `input_tokens` counts uncached input only; cached input is reported apart in
-    `cache_read_tokens` / `cache_write_tokens` (as Anthropic bills them).
-    """
+    """Last event of a successful stream."""
 
     finish_reason: str  # "end_turn", "max_tokens", "tool_use", "stop_sequence", ...
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    usage: TokenUsage
 
 
 ProviderEvent: TypeAlias = (
@@ -104,10 +113,7 @@ class Completion:
     content: str
     tool_calls: tuple[ToolCall, ...]
     finish_reason: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    usage: TokenUsage
 
 
 class Provider(Protocol):
@@ -148,8 +154,5 @@ async def collect(events: AsyncIterator[ProviderEvent]) -> Completion:
         content="".join(text),
         tool_calls=tuple(calls),
         finish_reason=finish.finish_reason,
-        input_tokens=finish.input_tokens,
-        output_tokens=finish.output_tokens,
-        cache_read_tokens=finish.cache_read_tokens,
-        cache_write_tokens=finish.cache_write_tokens,
+        usage=finish.usage,
     )

@@ -1,9 +1,16 @@
-"""The async engine, sessions, and migrations at start-up."""
+"""The async engine, units of work, and migrations at start-up.
+
+A unit of work is one SQLAlchemy `AsyncSession` (one transaction). Callers open it and
+hand it to services, so several services can write in one transaction; repositories never
+commit. ("Session" is a product noun here: conversations. The database kind is `uow`.)
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
@@ -37,9 +44,44 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+UnitOfWork: TypeAlias = AsyncSession
+
+
+class Database:
+    """The engine and where units of work come from."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        # Loaded objects stay usable after commit.
+        self._factory = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def uow(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction that commits when the block ends normally, rolls back otherwise."""
+        async with self._factory() as uow:
+            yield uow
+            await uow.commit()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[UnitOfWork]:
+        """A unit of work for reads only: nothing is committed."""
+        async with self._factory() as uow:
+            yield uow
+
+    @asynccontextmanager
+    async def within(self, uow: UnitOfWork | None) -> AsyncIterator[UnitOfWork]:
+        """The caller's unit of work (it commits), or a new one that commits here."""
+        if uow is not None:
+            yield uow
+            return
+        async with self.uow() as own:
+            yield own
+
+    async def migrate(self) -> None:
+        await migrate(self.engine)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
 
 
 def _alembic_config(connection: Connection) -> Config:

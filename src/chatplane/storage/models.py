@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from chatplane.ids import utcnow
+from chatplane.kit.clock import utcnow
 
 # Timezone-aware timestamps on PostgreSQL; SQLite stores them as text.
 _TS = sa.DateTime(timezone=True)

@@ -9,24 +9,19 @@ import grpc
 from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2
 
-from chatplane.api import context
+from chatplane.api import call
+from chatplane.api.chat_wire import sse_frame, to_proto
 from chatplane.api.coalesce import coalesce
+from chatplane.chat.service import ChatService
+from chatplane.chat.types import ChatRequest
 from chatplane.chat.v1 import chat_service_pb2 as pb
 from chatplane.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from chatplane.errors import InvalidArgument, Unimplemented
-from chatplane.llm.types import (
-    Message,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    ToolSpec,
-    UsageUpdate,
-)
-from chatplane.services import chat, scopes
-from chatplane.services.projects import ProjectService
-from chatplane.services.usage import UsageService
+from chatplane.iam import scopes
+from chatplane.llm.types import Message, ToolCall, ToolSpec
+from chatplane.projects.service import ProjectService
+from chatplane.type.v1 import usage_pb2
+from chatplane.usage.service import UsageService
 
 _SERVICE = "/chatplane.chat.v1.ChatService/"
 SCOPES = {
@@ -57,8 +52,8 @@ def _content(value: struct_pb2.Value, index: int) -> str | list[dict[str, Any]]:
     )
 
 
-def to_request(request: pb.CompleteChatRequest) -> chat.ChatRequest:
-    return chat.ChatRequest(
+def to_request(request: pb.CompleteChatRequest) -> ChatRequest:
+    return ChatRequest(
         project_id=request.project_id,
         messages=tuple(
             Message(
@@ -82,38 +77,6 @@ def to_request(request: pb.CompleteChatRequest) -> chat.ChatRequest:
     )
 
 
-def to_event(event: chat.ChatEvent) -> pb.StreamChatResponse:
-    match event:
-        case chat.StreamMetadata(model_id, provider, source):
-            return pb.StreamChatResponse(
-                metadata=pb.StreamMetadata(model_id=model_id, provider=provider, source=source)
-            )
-        case TextDelta(delta):
-            return pb.StreamChatResponse(text_delta=pb.TextDelta(delta=delta))
-        case ToolCallStart(call_id, name):
-            return pb.StreamChatResponse(tool_call_start=pb.ToolCallStart(id=call_id, name=name))
-        case ToolCallDelta(call_id, arguments):
-            return pb.StreamChatResponse(
-                tool_call_delta=pb.ToolCallDelta(id=call_id, arguments=arguments)
-            )
-        case ToolCallEnd(call_id, name, arguments):
-            return pb.StreamChatResponse(
-                tool_call_end=pb.ToolCallEnd(id=call_id, name=name, arguments=arguments)
-            )
-        case UsageUpdate(inp, out):
-            return pb.StreamChatResponse(usage=pb.UsageUpdate(input_tokens=inp, output_tokens=out))
-        case chat.StreamFailed(error):
-            return pb.StreamChatResponse(error=pb.StreamError(error=error))
-        case chat.StreamCompleted(inp, out, total, cost, latency):
-            done = pb.StreamComplete(
-                input_tokens=inp, output_tokens=out, total_tokens=total, latency_ms=latency
-            )
-            if cost is not None:
-                done.estimated_cost = cost
-            return pb.StreamChatResponse(complete=done)
-    raise TypeError(f"not a chat event: {event!r}")
-
-
 def _cost(value: float | None) -> struct_pb2.Value:
     if value is None:
         return struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
@@ -121,17 +84,15 @@ def _cost(value: float | None) -> struct_pb2.Value:
 
 
 class ChatServicer(pb_grpc.ChatServiceServicer):
-    def __init__(
-        self, chats: chat.ChatService, usage: UsageService, projects: ProjectService
-    ) -> None:
+    def __init__(self, chats: ChatService, usage: UsageService, projects: ProjectService) -> None:
         self._chats = chats
         self._usage = usage
         self._projects = projects
 
     async def CompleteChat(
-        self, request: pb.CompleteChatRequest, context_: Context
+        self, request: pb.CompleteChatRequest, context: Context
     ) -> pb.CompleteChatResponse:
-        result = await self._chats.complete(context.principal().tenant_id, to_request(request))
+        result = await self._chats.complete(call.principal().tenant_id, to_request(request))
         return pb.CompleteChatResponse(
             content=result.content,
             tool_calls=[
@@ -139,32 +100,32 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
             ],
             model=result.model,
             finish_reason=result.finish_reason,
-            usage=pb.ChatUsage(
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                total_tokens=result.input_tokens + result.output_tokens,
+            usage=usage_pb2.TokenUsage(
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
+                total_tokens=result.usage.total_tokens,
                 estimated_cost=_cost(result.estimated_cost),
             ),
             latency_ms=result.latency_ms,
         )
 
     async def StreamChat(
-        self, request: pb.CompleteChatRequest, context_: Context
+        self, request: pb.CompleteChatRequest, context: Context
     ) -> AsyncIterator[pb.StreamChatResponse]:
-        async for event in self._chats.stream(context.principal().tenant_id, to_request(request)):
-            yield to_event(event)
+        async for event in self._chats.stream(call.principal().tenant_id, to_request(request)):
+            yield to_proto(event)
 
     async def StreamChatSse(
-        self, request: pb.CompleteChatRequest, context_: Context
+        self, request: pb.CompleteChatRequest, context: Context
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        events = self._chats.stream(context.principal().tenant_id, to_request(request))
-        async for frames in coalesce(events, chat.sse_frame):
+        events = self._chats.stream(call.principal().tenant_id, to_request(request))
+        async for frames in coalesce(events, sse_frame):
             yield httpbody_pb2.HttpBody(content_type=SSE_CONTENT_TYPE, data=frames)
 
     async def GetChatUsage(
-        self, request: pb.GetChatUsageRequest, context_: Context
+        self, request: pb.GetChatUsageRequest, context: Context
     ) -> pb.GetChatUsageResponse:
-        tenant_id = context.principal().tenant_id
+        tenant_id = call.principal().tenant_id
         if not request.project_id:
             raise InvalidArgument("Invalid request: projectId is required", field="projectId")
         await self._projects.get(tenant_id, request.project_id)  # 404 across tenants
@@ -196,9 +157,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         )
 
     async def ChatAgent(
-        self, request: pb.ChatAgentRequest, context_: Context
+        self, request: pb.ChatAgentRequest, context: Context
     ) -> pb.ChatAgentResponse:
         raise Unimplemented(
-            "Agent-backed chat (POST /api/v1/chat/agent) is not built yet: "
-            "ABL agents and deployments come in a later release"
+            "Agent-backed chat (POST /api/v1/chat/agent) is not built yet: agents written "
+            "in ABL (the agent language) and their deployments come in a later release"
         )

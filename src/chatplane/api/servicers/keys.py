@@ -6,14 +6,14 @@ from typing import Any
 
 import grpc
 
-from chatplane.api import context
+from chatplane.api import call
+from chatplane.iam import scopes
+from chatplane.iam.auth import Authenticator
+from chatplane.iam.service import IamService
+from chatplane.iam.types import ApiKeyInfo
 from chatplane.iam.v1 import api_key_service_pb2 as pb
 from chatplane.iam.v1 import api_key_service_pb2_grpc as pb_grpc
-from chatplane.ids import iso
-from chatplane.services import scopes
-from chatplane.services.auth import Authenticator
-from chatplane.services.iam import IamService
-from chatplane.storage.models import ApiKey
+from chatplane.kit.clock import iso
 
 _SERVICE = "/chatplane.iam.v1.ApiKeyService/"
 SCOPES = {
@@ -24,11 +24,11 @@ SCOPES = {
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def to_proto(key: ApiKey) -> pb.ApiKey:
+def to_proto(key: ApiKeyInfo) -> pb.ApiKey:
     return pb.ApiKey(
         id=key.id,
         name=key.name,
-        scopes=key.scopes.split(),
+        scopes=key.scopes,
         prefix=key.prefix,
         created_at=iso(key.created_at),
         revoked_at=iso(key.revoked_at),
@@ -41,30 +41,30 @@ class ApiKeyServicer(pb_grpc.ApiKeyServiceServicer):
         self._auth = authenticator
 
     async def CreateApiKey(
-        self, request: pb.CreateApiKeyRequest, context_: Context
+        self, request: pb.CreateApiKeyRequest, context: Context
     ) -> pb.CreateApiKeyResponse:
         created = await self._iam.create_key(
-            context.principal().tenant_id, request.name, list(request.scopes)
+            call.principal().tenant_id, request.name, list(request.scopes)
         )
         return pb.CreateApiKeyResponse(
             success=True, key=to_proto(created.key), secret=created.secret
         )
 
     async def ListApiKeys(
-        self, request: pb.ListApiKeysRequest, context_: Context
+        self, request: pb.ListApiKeysRequest, context: Context
     ) -> pb.ListApiKeysResponse:
-        keys = await self._iam.list_keys(context.principal().tenant_id)
+        keys = await self._iam.list_keys(call.principal().tenant_id)
         return pb.ListApiKeysResponse(success=True, keys=[to_proto(k) for k in keys])
 
     async def GetApiKey(
-        self, request: pb.GetApiKeyRequest, context_: Context
+        self, request: pb.GetApiKeyRequest, context: Context
     ) -> pb.GetApiKeyResponse:
-        key = await self._iam.get_key(context.principal().tenant_id, request.key_id)
+        key = await self._iam.get_key(call.principal().tenant_id, request.key_id)
         return pb.GetApiKeyResponse(success=True, key=to_proto(key))
 
     async def RevokeApiKey(
-        self, request: pb.RevokeApiKeyRequest, context_: Context
+        self, request: pb.RevokeApiKeyRequest, context: Context
     ) -> pb.RevokeApiKeyResponse:
-        key = await self._iam.revoke_key(context.principal().tenant_id, request.key_id)
+        key = await self._iam.revoke_key(call.principal().tenant_id, request.key_id)
         self._auth.forget_key(key.id)
         return pb.RevokeApiKeyResponse(success=True, key=to_proto(key))

@@ -6,13 +6,13 @@ from typing import Any
 
 import grpc
 
-from chatplane.api import context
-from chatplane.ids import iso
+from chatplane.api import call
+from chatplane.iam import scopes
+from chatplane.kit.clock import iso
 from chatplane.project.v1 import project_service_pb2 as pb
 from chatplane.project.v1 import project_service_pb2_grpc as pb_grpc
-from chatplane.services import scopes
-from chatplane.services.projects import ProjectService, tier_models
-from chatplane.storage.models import Project
+from chatplane.projects.service import ProjectService
+from chatplane.projects.types import Project
 
 _SERVICE = "/chatplane.project.v1.ProjectService/"
 SCOPES = {
@@ -31,7 +31,7 @@ def to_proto(project: Project) -> pb.Project:
         name=project.name,
         description=project.description,
         default_model=project.default_model,
-        tier_models=tier_models(project),
+        tier_models=project.tier_models,
         created_at=iso(project.created_at),
         updated_at=iso(project.updated_at),
     )
@@ -42,10 +42,10 @@ class ProjectServicer(pb_grpc.ProjectServiceServicer):
         self._projects = projects
 
     async def CreateProject(
-        self, request: pb.CreateProjectRequest, context_: Context
+        self, request: pb.CreateProjectRequest, context: Context
     ) -> pb.CreateProjectResponse:
         project = await self._projects.create(
-            context.principal().tenant_id,
+            call.principal().tenant_id,
             name=request.name,
             description=request.description,
             default_model=request.default_model,
@@ -54,10 +54,10 @@ class ProjectServicer(pb_grpc.ProjectServiceServicer):
         return pb.CreateProjectResponse(success=True, project=to_proto(project))
 
     async def ListProjects(
-        self, request: pb.ListProjectsRequest, context_: Context
+        self, request: pb.ListProjectsRequest, context: Context
     ) -> pb.ListProjectsResponse:
         page = await self._projects.list(
-            context.principal().tenant_id, limit=request.limit, offset=request.offset
+            call.principal().tenant_id, limit=request.limit, offset=request.offset
         )
         return pb.ListProjectsResponse(
             success=True,
@@ -68,13 +68,13 @@ class ProjectServicer(pb_grpc.ProjectServiceServicer):
         )
 
     async def GetProject(
-        self, request: pb.GetProjectRequest, context_: Context
+        self, request: pb.GetProjectRequest, context: Context
     ) -> pb.GetProjectResponse:
-        project = await self._projects.get(context.principal().tenant_id, request.project_id)
+        project = await self._projects.get(call.principal().tenant_id, request.project_id)
         return pb.GetProjectResponse(success=True, project=to_proto(project))
 
     async def DeleteProject(
-        self, request: pb.DeleteProjectRequest, context_: Context
+        self, request: pb.DeleteProjectRequest, context: Context
     ) -> pb.DeleteProjectResponse:
-        await self._projects.delete(context.principal().tenant_id, request.project_id)
+        await self._projects.delete(call.principal().tenant_id, request.project_id)
         return pb.DeleteProjectResponse(success=True, id=request.project_id)

@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chatplane.type.v1 import usage_pb2 as chatplane_dot_type_dot_v1_dot_usage__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$chatplane/chat/v1/chat_service.proto\x12\x11\x63hatplane.chat.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe6\x01\n\x0b\x43hatMessage\x12\x18\n\x04role\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04role\x12\x36\n\x07\x63ontent\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x02R\x07\x63ontent\x12\x18\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x04name\x12(\n\x0ctool_call_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0ctool_call_id\x12\x41\n\ntool_calls\x18\x05 \x03(\x0b\x32\x1b.chatplane.chat.v1.ToolCallB\x04\xe2\x41\x01\x01R\ntool_calls\"\x87\x01\n\x04Tool\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12&\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64\x65scription\x12=\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02R\nparameters\"L\n\x08ToolCall\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n\targuments\x18\x03 \x01(\tR\targuments\"\x87\x03\n\x13\x43ompleteChatRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12@\n\x08messages\x18\x02 \x03(\x0b\x32\x1e.chatplane.chat.v1.ChatMessageB\x04\xe2\x41\x01\x02R\x08messages\x12#\n\nsession_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\tsessionId\x12\x33\n\x05tools\x18\x04 \x03(\x0b\x32\x17.chatplane.chat.v1.ToolB\x04\xe2\x41\x01\x01R\x05tools\x12\x1f\n\x08model_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x07modelId\x12\x18\n\x04tier\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x04tier\x12+\n\x0btemperature\x18\x07 \x01(\x01\x42\x04\xe2\x41\x01\x01H\x00R\x0btemperature\x88\x01\x01\x12(\n\nmax_tokens\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x01R\tmaxTokens\x88\x01\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_max_tokens\"\xb5\x01\n\tChatUsage\x12!\n\x0cinput_tokens\x18\x01 \x01(\x05R\x0binputTokens\x12#\n\routput_tokens\x18\x02 \x01(\x05R\x0coutputTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x05R\x0btotalTokens\x12=\n\x0e\x65stimated_cost\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueR\restimatedCost\"\xfa\x01\n\x14\x43ompleteChatResponse\x12\x18\n\x07\x63ontent\x18\x01 \x01(\tR\x07\x63ontent\x12:\n\ntool_calls\x18\x02 \x03(\x0b\x32\x1b.chatplane.chat.v1.ToolCallR\ttoolCalls\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12#\n\rfinish_reason\x18\x04 \x01(\tR\x0c\x66inishReason\x12\x32\n\x05usage\x18\x05 \x01(\x0b\x32\x1c.chatplane.chat.v1.ChatUsageR\x05usage\x12\x1d\n\nlatency_ms\x18\x06 \x01(\x05R\tlatencyMs\"\xac\x04\n\x12StreamChatResponse\x12?\n\x08metadata\x18\x01 \x01(\x0b\x32!.chatplane.chat.v1.StreamMetadataH\x00R\x08metadata\x12=\n\ntext_delta\x18\x02 \x01(\x0b\x32\x1c.chatplane.chat.v1.TextDeltaH\x00R\ttextDelta\x12J\n\x0ftool_call_start\x18\x03 \x01(\x0b\x32 .chatplane.chat.v1.ToolCallStartH\x00R\rtoolCallStart\x12J\n\x0ftool_call_delta\x18\x04 \x01(\x0b\x32 .chatplane.chat.v1.ToolCallDeltaH\x00R\rtoolCallDelta\x12\x44\n\rtool_call_end\x18\x05 \x01(\x0b\x32\x1e.chatplane.chat.v1.ToolCallEndH\x00R\x0btoolCallEnd\x12\x36\n\x05usage\x18\x06 \x01(\x0b\x32\x1e.chatplane.chat.v1.UsageUpdateH\x00R\x05usage\x12\x36\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1e.chatplane.chat.v1.StreamErrorH\x00R\x05\x65rror\x12?\n\x08\x63omplete\x18\x08 \x01(\x0b\x32!.chatplane.chat.v1.StreamCompleteH\x00R\x08\x63ompleteB\x07\n\x05\x65vent\"_\n\x0eStreamMetadata\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x16\n\x06source\x18\x03 \x01(\tR\x06source\"!\n\tTextDelta\x12\x14\n\x05\x64\x65lta\x18\x01 \x01(\tR\x05\x64\x65lta\"3\n\rToolCallStart\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\"=\n\rToolCallDelta\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n\targuments\x18\x02 \x01(\tR\targuments\"O\n\x0bToolCallEnd\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n\targuments\x18\x03 \x01(\tR\targuments\"U\n\x0bUsageUpdate\x12!\n\x0cinput_tokens\x18\x01 \x01(\x05R\x0binputTokens\x12#\n\routput_tokens\x18\x02 \x01(\x05R\x0coutputTokens\"#\n\x0bStreamError\x12\x14\n\x05\x65rror\x18\x01 \x01(\tR\x05\x65rror\"\xd9\x01\n\x0eStreamComplete\x12!\n\x0cinput_tokens\x18\x01 \x01(\x05R\x0binputTokens\x12#\n\routput_tokens\x18\x02 \x01(\x05R\x0coutputTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x05R\x0btotalTokens\x12*\n\x0e\x65stimated_cost\x18\x04 \x01(\x01H\x00R\restimatedCost\x88\x01\x01\x12\x1d\n\nlatency_ms\x18\x05 \x01(\x05R\tlatencyMsB\x11\n\x0f_estimated_cost\"\xa1\x01\n\x13GetChatUsageRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12#\n\nstart_date\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tstartDate\x12\x1f\n\x08\x65nd_date\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x07\x65ndDate\x12\x1f\n\x08group_by\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x07groupBy\"\x96\x01\n\x0cUsageSummary\x12!\n\x0ctotal_tokens\x18\x01 \x01(\x01R\x0btotalTokens\x12\x1d\n\ntotal_cost\x18\x02 \x01(\x01R\ttotalCost\x12#\n\rrequest_count\x18\x03 \x01(\x05R\x0crequestCount\x12\x1f\n\x0b\x61vg_latency\x18\x04 \x01(\x01R\navgLatency\"\xaa\x01\n\nModelUsage\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x01R\x0btotalTokens\x12\x1d\n\ntotal_cost\x18\x04 \x01(\x01R\ttotalCost\x12#\n\rrequest_count\x18\x05 \x01(\x05R\x0crequestCount\"\x8b\x01\n\x14GetChatUsageResponse\x12\x39\n\x07summary\x18\x01 \x01(\x0b\x32\x1f.chatplane.chat.v1.UsageSummaryR\x07summary\x12\x38\n\x08\x62y_model\x18\x02 \x03(\x0b\x32\x1d.chatplane.chat.v1.ModelUsageR\x07\x62yModel\"\xed\x02\n\x10\x43hatAgentRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x1e\n\x07message\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x07message\x12#\n\nsession_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\tsessionId\x12)\n\rdeployment_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0c\x64\x65ploymentId\x12&\n\x0b\x65nvironment\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x0b\x65nvironment\x12\x1f\n\x08\x61gent_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x07\x61gentId\x12\x39\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01R\x08metadata\x12@\n\x0ctest_context\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01R\x0btestContext\"\x95\x03\n\x11\x43hatAgentResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n\x08response\x18\x02 \x01(\tR\x08response\x12/\n\x06\x61\x63tion\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x61\x63tion\x12-\n\x05state\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12:\n\x0ctrace_events\x18\x05 \x03(\x0b\x32\x17.google.protobuf.StructR\x0btraceEvents\x12:\n\x0cvoice_config\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x0bvoiceConfig\x12:\n\x0crich_content\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x0brichContent\x12\x31\n\x07\x61\x63tions\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x07\x61\x63tions2\xd5\x04\n\x0b\x43hatService\x12\x81\x01\n\x0c\x43ompleteChat\x12&.chatplane.chat.v1.CompleteChatRequest\x1a\'.chatplane.chat.v1.CompleteChatResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/chat/complete:\x01*\x12]\n\nStreamChat\x12&.chatplane.chat.v1.CompleteChatRequest\x1a%.chatplane.chat.v1.StreamChatResponse0\x01\x12o\n\rStreamChatSse\x12&.chatplane.chat.v1.CompleteChatRequest\x1a\x14.google.api.HttpBody\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/chat/stream:\x01*0\x01\x12{\n\x0cGetChatUsage\x12&.chatplane.chat.v1.GetChatUsageRequest\x1a\'.chatplane.chat.v1.GetChatUsageResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/chat/usage\x12u\n\tChatAgent\x12#.chatplane.chat.v1.ChatAgentRequest\x1a$.chatplane.chat.v1.ChatAgentResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/chat/agent:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$chatplane/chat/v1/chat_service.proto\x12\x11\x63hatplane.chat.v1\x1a\x1d\x63hatplane/type/v1/usage.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe6\x01\n\x0b\x43hatMessage\x12\x18\n\x04role\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04role\x12\x36\n\x07\x63ontent\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x02R\x07\x63ontent\x12\x18\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x04name\x12(\n\x0ctool_call_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0ctool_call_id\x12\x41\n\ntool_calls\x18\x05 \x03(\x0b\x32\x1b.chatplane.chat.v1.ToolCallB\x04\xe2\x41\x01\x01R\ntool_calls\"\x87\x01\n\x04Tool\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12&\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x0b\x64\x65scription\x12=\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02R\nparameters\"L\n\x08ToolCall\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n\targuments\x18\x03 \x01(\tR\targuments\"\x87\x03\n\x13\x43ompleteChatRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12@\n\x08messages\x18\x02 \x03(\x0b\x32\x1e.chatplane.chat.v1.ChatMessageB\x04\xe2\x41\x01\x02R\x08messages\x12#\n\nsession_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\tsessionId\x12\x33\n\x05tools\x18\x04 \x03(\x0b\x32\x17.chatplane.chat.v1.ToolB\x04\xe2\x41\x01\x01R\x05tools\x12\x1f\n\x08model_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x07modelId\x12\x18\n\x04tier\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x04tier\x12+\n\x0btemperature\x18\x07 \x01(\x01\x42\x04\xe2\x41\x01\x01H\x00R\x0btemperature\x88\x01\x01\x12(\n\nmax_tokens\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x01R\tmaxTokens\x88\x01\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_max_tokens\"\xfb\x01\n\x14\x43ompleteChatResponse\x12\x18\n\x07\x63ontent\x18\x01 \x01(\tR\x07\x63ontent\x12:\n\ntool_calls\x18\x02 \x03(\x0b\x32\x1b.chatplane.chat.v1.ToolCallR\ttoolCalls\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12#\n\rfinish_reason\x18\x04 \x01(\tR\x0c\x66inishReason\x12\x33\n\x05usage\x18\x05 \x01(\x0b\x32\x1d.chatplane.type.v1.TokenUsageR\x05usage\x12\x1d\n\nlatency_ms\x18\x06 \x01(\x05R\tlatencyMs\"\xac\x04\n\x12StreamChatResponse\x12?\n\x08metadata\x18\x01 \x01(\x0b\x32!.chatplane.chat.v1.StreamMetadataH\x00R\x08metadata\x12=\n\ntext_delta\x18\x02 \x01(\x0b\x32\x1c.chatplane.chat.v1.TextDeltaH\x00R\ttextDelta\x12J\n\x0ftool_call_start\x18\x03 \x01(\x0b\x32 .chatplane.chat.v1.ToolCallStartH\x00R\rtoolCallStart\x12J\n\x0ftool_call_delta\x18\x04 \x01(\x0b\x32 .chatplane.chat.v1.ToolCallDeltaH\x00R\rtoolCallDelta\x12\x44\n\rtool_call_end\x18\x05 \x01(\x0b\x32\x1e.chatplane.chat.v1.ToolCallEndH\x00R\x0btoolCallEnd\x12\x36\n\x05usage\x18\x06 \x01(\x0b\x32\x1e.chatplane.chat.v1.UsageUpdateH\x00R\x05usage\x12\x36\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1e.chatplane.chat.v1.StreamErrorH\x00R\x05\x65rror\x12?\n\x08\x63omplete\x18\x08 \x01(\x0b\x32!.chatplane.chat.v1.StreamCompleteH\x00R\x08\x63ompleteB\x07\n\x05\x65vent\"_\n\x0eStreamMetadata\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x16\n\x06source\x18\x03 \x01(\tR\x06source\"!\n\tTextDelta\x12\x14\n\x05\x64\x65lta\x18\x01 \x01(\tR\x05\x64\x65lta\"3\n\rToolCallStart\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\"=\n\rToolCallDelta\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n\targuments\x18\x02 \x01(\tR\targuments\"O\n\x0bToolCallEnd\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n\targuments\x18\x03 \x01(\tR\targuments\"U\n\x0bUsageUpdate\x12!\n\x0cinput_tokens\x18\x01 \x01(\x05R\x0binputTokens\x12#\n\routput_tokens\x18\x02 \x01(\x05R\x0coutputTokens\"#\n\x0bStreamError\x12\x14\n\x05\x65rror\x18\x01 \x01(\tR\x05\x65rror\"\xd9\x01\n\x0eStreamComplete\x12!\n\x0cinput_tokens\x18\x01 \x01(\x05R\x0binputTokens\x12#\n\routput_tokens\x18\x02 \x01(\x05R\x0coutputTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x05R\x0btotalTokens\x12*\n\x0e\x65stimated_cost\x18\x04 \x01(\x01H\x00R\restimatedCost\x88\x01\x01\x12\x1d\n\nlatency_ms\x18\x05 \x01(\x05R\tlatencyMsB\x11\n\x0f_estimated_cost\"\xa1\x01\n\x13GetChatUsageRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12#\n\nstart_date\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tstartDate\x12\x1f\n\x08\x65nd_date\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x07\x65ndDate\x12\x1f\n\x08group_by\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x07groupBy\"\x96\x01\n\x0cUsageSummary\x12!\n\x0ctotal_tokens\x18\x01 \x01(\x01R\x0btotalTokens\x12\x1d\n\ntotal_cost\x18\x02 \x01(\x01R\ttotalCost\x12#\n\rrequest_count\x18\x03 \x01(\x05R\x0crequestCount\x12\x1f\n\x0b\x61vg_latency\x18\x04 \x01(\x01R\navgLatency\"\xaa\x01\n\nModelUsage\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x01R\x0btotalTokens\x12\x1d\n\ntotal_cost\x18\x04 \x01(\x01R\ttotalCost\x12#\n\rrequest_count\x18\x05 \x01(\x05R\x0crequestCount\"\x8b\x01\n\x14GetChatUsageResponse\x12\x39\n\x07summary\x18\x01 \x01(\x0b\x32\x1f.chatplane.chat.v1.UsageSummaryR\x07summary\x12\x38\n\x08\x62y_model\x18\x02 \x03(\x0b\x32\x1d.chatplane.chat.v1.ModelUsageR\x07\x62yModel\"\xed\x02\n\x10\x43hatAgentRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x1e\n\x07message\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x07message\x12#\n\nsession_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\tsessionId\x12)\n\rdeployment_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0c\x64\x65ploymentId\x12&\n\x0b\x65nvironment\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x0b\x65nvironment\x12\x1f\n\x08\x61gent_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x07\x61gentId\x12\x39\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01R\x08metadata\x12@\n\x0ctest_context\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01R\x0btestContext\"\x95\x03\n\x11\x43hatAgentResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n\x08response\x18\x02 \x01(\tR\x08response\x12/\n\x06\x61\x63tion\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x61\x63tion\x12-\n\x05state\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12:\n\x0ctrace_events\x18\x05 \x03(\x0b\x32\x17.google.protobuf.StructR\x0btraceEvents\x12:\n\x0cvoice_config\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x0bvoiceConfig\x12:\n\x0crich_content\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x0brichContent\x12\x31\n\x07\x61\x63tions\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x07\x61\x63tions2\xd5\x04\n\x0b\x43hatService\x12\x81\x01\n\x0c\x43ompleteChat\x12&.chatplane.chat.v1.CompleteChatRequest\x1a\'.chatplane.chat.v1.CompleteChatResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/chat/complete:\x01*\x12]\n\nStreamChat\x12&.chatplane.chat.v1.CompleteChatRequest\x1a%.chatplane.chat.v1.StreamChatResponse0\x01\x12o\n\rStreamChatSse\x12&.chatplane.chat.v1.CompleteChatRequest\x1a\x14.google.api.HttpBody\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/chat/stream:\x01*0\x01\x12{\n\x0cGetChatUsage\x12&.chatplane.chat.v1.GetChatUsageRequest\x1a\'.chatplane.chat.v1.GetChatUsageResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/chat/usage\x12u\n\tChatAgent\x12#.chatplane.chat.v1.ChatAgentRequest\x1a$.chatplane.chat.v1.ChatAgentResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/chat/agent:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -99,48 +100,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATSERVICE'].methods_by_name['GetChatUsage']._serialized_options = b'\202\323\344\223\002\024\022\022/api/v1/chat/usage'
   _globals['_CHATSERVICE'].methods_by_name['ChatAgent']._loaded_options = None
   _globals['_CHATSERVICE'].methods_by_name['ChatAgent']._serialized_options = b'\202\323\344\223\002\027\"\022/api/v1/chat/agent:\001*'
-  _globals['_CHATMESSAGE']._serialized_start=180
-  _globals['_CHATMESSAGE']._serialized_end=410
-  _globals['_TOOL']._serialized_start=413
-  _globals['_TOOL']._serialized_end=548
-  _globals['_TOOLCALL']._serialized_start=550
-  _globals['_TOOLCALL']._serialized_end=626
-  _globals['_COMPLETECHATREQUEST']._serialized_start=629
-  _globals['_COMPLETECHATREQUEST']._serialized_end=1020
-  _globals['_CHATUSAGE']._serialized_start=1023
-  _globals['_CHATUSAGE']._serialized_end=1204
-  _globals['_COMPLETECHATRESPONSE']._serialized_start=1207
-  _globals['_COMPLETECHATRESPONSE']._serialized_end=1457
-  _globals['_STREAMCHATRESPONSE']._serialized_start=1460
-  _globals['_STREAMCHATRESPONSE']._serialized_end=2016
-  _globals['_STREAMMETADATA']._serialized_start=2018
-  _globals['_STREAMMETADATA']._serialized_end=2113
-  _globals['_TEXTDELTA']._serialized_start=2115
-  _globals['_TEXTDELTA']._serialized_end=2148
-  _globals['_TOOLCALLSTART']._serialized_start=2150
-  _globals['_TOOLCALLSTART']._serialized_end=2201
-  _globals['_TOOLCALLDELTA']._serialized_start=2203
-  _globals['_TOOLCALLDELTA']._serialized_end=2264
-  _globals['_TOOLCALLEND']._serialized_start=2266
-  _globals['_TOOLCALLEND']._serialized_end=2345
-  _globals['_USAGEUPDATE']._serialized_start=2347
-  _globals['_USAGEUPDATE']._serialized_end=2432
-  _globals['_STREAMERROR']._serialized_start=2434
-  _globals['_STREAMERROR']._serialized_end=2469
-  _globals['_STREAMCOMPLETE']._serialized_start=2472
-  _globals['_STREAMCOMPLETE']._serialized_end=2689
-  _globals['_GETCHATUSAGEREQUEST']._serialized_start=2692
-  _globals['_GETCHATUSAGEREQUEST']._serialized_end=2853
-  _globals['_USAGESUMMARY']._serialized_start=2856
-  _globals['_USAGESUMMARY']._serialized_end=3006
-  _globals['_MODELUSAGE']._serialized_start=3009
-  _globals['_MODELUSAGE']._serialized_end=3179
-  _globals['_GETCHATUSAGERESPONSE']._serialized_start=3182
-  _globals['_GETCHATUSAGERESPONSE']._serialized_end=3321
-  _globals['_CHATAGENTREQUEST']._serialized_start=3324
-  _globals['_CHATAGENTREQUEST']._serialized_end=3689
-  _globals['_CHATAGENTRESPONSE']._serialized_start=3692
-  _globals['_CHATAGENTRESPONSE']._serialized_end=4097
-  _globals['_CHATSERVICE']._serialized_start=4100
-  _globals['_CHATSERVICE']._serialized_end=4697
+  _globals['_CHATMESSAGE']._serialized_start=211
+  _globals['_CHATMESSAGE']._serialized_end=441
+  _globals['_TOOL']._serialized_start=444
+  _globals['_TOOL']._serialized_end=579
+  _globals['_TOOLCALL']._serialized_start=581
+  _globals['_TOOLCALL']._serialized_end=657
+  _globals['_COMPLETECHATREQUEST']._serialized_start=660
+  _globals['_COMPLETECHATREQUEST']._serialized_end=1051
+  _globals['_COMPLETECHATRESPONSE']._serialized_start=1054
+  _globals['_COMPLETECHATRESPONSE']._serialized_end=1305
+  _globals['_STREAMCHATRESPONSE']._serialized_start=1308
+  _globals['_STREAMCHATRESPONSE']._serialized_end=1864
+  _globals['_STREAMMETADATA']._serialized_start=1866
+  _globals['_STREAMMETADATA']._serialized_end=1961
+  _globals['_TEXTDELTA']._serialized_start=1963
+  _globals['_TEXTDELTA']._serialized_end=1996
+  _globals['_TOOLCALLSTART']._serialized_start=1998
+  _globals['_TOOLCALLSTART']._serialized_end=2049
+  _globals['_TOOLCALLDELTA']._serialized_start=2051
+  _globals['_TOOLCALLDELTA']._serialized_end=2112
+  _globals['_TOOLCALLEND']._serialized_start=2114
+  _globals['_TOOLCALLEND']._serialized_end=2193
+  _globals['_USAGEUPDATE']._serialized_start=2195
+  _globals['_USAGEUPDATE']._serialized_end=2280
+  _globals['_STREAMERROR']._serialized_start=2282
+  _globals['_STREAMERROR']._serialized_end=2317
+  _globals['_STREAMCOMPLETE']._serialized_start=2320
+  _globals['_STREAMCOMPLETE']._serialized_end=2537
+  _globals['_GETCHATUSAGEREQUEST']._serialized_start=2540
+  _globals['_GETCHATUSAGEREQUEST']._serialized_end=2701
+  _globals['_USAGESUMMARY']._serialized_start=2704
+  _globals['_USAGESUMMARY']._serialized_end=2854
+  _globals['_MODELUSAGE']._serialized_start=2857
+  _globals['_MODELUSAGE']._serialized_end=3027
+  _globals['_GETCHATUSAGERESPONSE']._serialized_start=3030
+  _globals['_GETCHATUSAGERESPONSE']._serialized_end=3169
+  _globals['_CHATAGENTREQUEST']._serialized_start=3172
+  _globals['_CHATAGENTREQUEST']._serialized_end=3537
+  _globals['_CHATAGENTRESPONSE']._serialized_start=3540
+  _globals['_CHATAGENTRESPONSE']._serialized_end=3945
+  _globals['_CHATSERVICE']._serialized_start=3948
+  _globals['_CHATSERVICE']._serialized_end=4545
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from chatplane.type.v1 import usage_pb2 as _usage_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -185,42 +186,6 @@ class CompleteChatRequest(_message.Message):
 Global___CompleteChatRequest: _TypeAlias = CompleteChatRequest  # noqa: Y015
 
 @_typing.final
-class ChatUsage(_message.Message):
-    """ChatUsage is the token usage and cost of one completion."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
-    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
-    TOTAL_TOKENS_FIELD_NUMBER: _builtins.int
-    ESTIMATED_COST_FIELD_NUMBER: _builtins.int
-    input_tokens: _builtins.int
-    """Input tokens."""
-    output_tokens: _builtins.int
-    """Output tokens."""
-    total_tokens: _builtins.int
-    """Input plus output tokens."""
-    @_builtins.property
-    def estimated_cost(self) -> _struct_pb2.Value:
-        """Estimated cost in USD: a number, or null when the model has no known price."""
-
-    def __init__(
-        self,
-        *,
-        input_tokens: _builtins.int = ...,
-        output_tokens: _builtins.int = ...,
-        total_tokens: _builtins.int = ...,
-        estimated_cost: _struct_pb2.Value | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["estimated_cost", b"estimated_cost"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated_cost", b"estimated_cost", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ChatUsage: _TypeAlias = ChatUsage  # noqa: Y015
-
-@_typing.final
 class CompleteChatResponse(_message.Message):
     """CompleteChatResponse is a whole completion."""
 
@@ -245,7 +210,7 @@ class CompleteChatResponse(_message.Message):
         """The tool calls the model made, if any."""
 
     @_builtins.property
-    def usage(self) -> Global___ChatUsage:
+    def usage(self) -> _usage_pb2.TokenUsage:
         """Token usage and cost."""
 
     def __init__(
@@ -255,7 +220,7 @@ class CompleteChatResponse(_message.Message):
         tool_calls: _abc.Iterable[Global___ToolCall] | None = ...,
         model: _builtins.str = ...,
         finish_reason: _builtins.str = ...,
-        usage: Global___ChatUsage | None = ...,
+        usage: _usage_pb2.TokenUsage | None = ...,
         latency_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
@@ -268,7 +233,15 @@ Global___CompleteChatResponse: _TypeAlias = CompleteChatResponse  # noqa: Y015
 
 @_typing.final
 class StreamChatResponse(_message.Message):
-    """StreamChatResponse is one event of a streamed completion."""
+    """StreamChatResponse is one event of a streamed completion.
+
+    Order: `metadata` comes first, once. Then, as the model produces them,
+    any number of `text_delta` and of tool calls (each `tool_call_start`, its
+    `tool_call_delta`s, then `tool_call_end`). A successful stream ends with one
+    `usage` followed by `complete`; a stream that fails after it started ends
+    with one `error` instead. Nothing follows `complete` or `error`. A failure
+    before `metadata` is the call's status, not an event.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -348,7 +321,10 @@ class StreamMetadata(_message.Message):
     provider: _builtins.str
     """The provider: `anthropic`, or `local` for the built-in offline provider."""
     source: _builtins.str
-    """Where the model came from: `request`, `tier`, `project` or `tenant`."""
+    """Where the model came from: `request`, `tier`, `project`, `tenant`, or
+    `server` (the server's default model). A string, not an enum, because the
+    JSON shape prints these lowercase values.
+    """
     def __init__(
         self,
         *,

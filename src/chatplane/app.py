@@ -1,0 +1,124 @@
+"""The composition root: builds storage, services and engines from Settings, and the gRPC
+server around them. The server process and the CLI both start here; the CLI uses the
+services without the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from chatplane.api.server import GrpcServer, Services
+from chatplane.chat.service import ChatService
+from chatplane.config import Settings
+from chatplane.iam.auth import Authenticator
+from chatplane.iam.security import SecretBox
+from chatplane.iam.service import IamService
+from chatplane.iam.types import Bootstrap
+from chatplane.llm.local import LocalProvider
+from chatplane.llm.pricing import PriceTable
+from chatplane.llm.registry import ProviderRegistry
+from chatplane.projects.service import ProjectService
+from chatplane.ratelimit import RateLimiter, Window, build_rate_limiter
+from chatplane.storage.db import Database
+from chatplane.usage.service import UsageService, UsageWriter
+
+log = logging.getLogger("chatplane.server")
+
+
+class App:
+    """The whole server. `start()` migrates and serves; `stop()` drains and closes.
+
+    `open()` / `close()` alone give the services without serving (the CLI)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.box = SecretBox.from_passphrase_or_file(
+            settings.secret_key, settings.data_dir / "secret.key"
+        )
+        # Settings changes evict the chat path's cached project/tenant settings.
+        self.iam = IamService(self.db, self.box, on_tenant_change=self._forget_tenant)
+        self.projects = ProjectService(self.db, on_change=self._forget_tenant)
+        self.authenticator = Authenticator(self.db, self.box)
+        self.limiter: RateLimiter = build_rate_limiter(
+            [
+                Window(60, settings.rate_limit_per_minute),
+                Window(3600, settings.rate_limit_per_hour),
+            ],
+            settings.redis_url,
+        )
+        self.session_limiter: RateLimiter = build_rate_limiter(
+            [Window(60, settings.session_rate_limit_per_minute)], settings.redis_url
+        )
+        self.usage_writer = UsageWriter(self.db)
+        self.usage = UsageService(self.db, self.usage_writer)
+        self.providers = ProviderRegistry(
+            local=LocalProvider(token_delay=settings.local_token_delay),
+            anthropic_base_url=settings.anthropic_base_url,
+        )
+        self.chats = ChatService(
+            self.db,
+            box=self.box,
+            prices=PriceTable.load(settings.prices_file),
+            usage=self.usage_writer.record,
+            providers=self.providers,
+            server_anthropic_key=settings.anthropic_api_key,
+            session_limiter=self.session_limiter,
+        )
+        self.server = GrpcServer(
+            Services(
+                self.authenticator, self.limiter, self.iam, self.projects, self.chats, self.usage
+            ),
+            host=settings.host,
+            port=settings.grpc_port,
+        )
+        self.bootstrap: Bootstrap | None = None
+
+    @property
+    def grpc_port(self) -> int:
+        return self.server.port
+
+    def _forget_tenant(self, tenant_id: str) -> None:
+        self.chats.forget_tenant(tenant_id)
+
+    async def open(self) -> None:
+        """Storage ready: data directory, migrations, the first tenant and admin key."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.db.migrate()
+        self.bootstrap = await self.iam.bootstrap(self.settings.bootstrap_api_key)
+
+    async def start(self) -> None:
+        await self.open()
+        self.usage_writer.start()
+        await self.server.start()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight calls finish within the grace period, close all."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.server.stop(grace)
+        await self.close()
+
+    async def close(self) -> None:
+        await self.providers.aclose()
+        await self.usage_writer.aclose()  # every recorded call is stored before we exit
+        await self.limiter.aclose()
+        await self.session_limiter.aclose()
+        await self.db.dispose()
+
+    async def wait(self) -> None:
+        await self.server.wait()
+
+
+async def serve_until_signal(app: App, *, on_started: list[asyncio.Event] | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    for event in on_started or []:
+        event.set()
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", app.settings.shutdown_grace_seconds)
+    await app.stop()

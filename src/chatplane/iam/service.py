@@ -1,0 +1,181 @@
+"""Tenants, API keys and JWT clients: the use cases."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+
+from chatplane.errors import InvalidArgument, NotFound
+from chatplane.iam import scopes as scope_names
+from chatplane.iam.repository import (
+    ApiKeyRepository,
+    CredentialLookup,
+    JwtClientRepository,
+    TenantRepository,
+)
+from chatplane.iam.security import SecretBox, hash_secret, new_api_key_secret
+from chatplane.iam.types import ApiKeyInfo, Bootstrap, CreatedClient, CreatedKey
+from chatplane.kit.clock import utcnow
+from chatplane.kit.ids import cuid
+from chatplane.storage.db import Database, UnitOfWork
+from chatplane.storage.models import ApiKey, JwtClient, Tenant
+
+DEFAULT_TENANT_NAME = "default"
+
+
+def _validate_scopes(requested: Sequence[str]) -> list[str]:
+    if not requested:
+        raise InvalidArgument("scopes must name at least one scope", field="scopes")
+    unknown = sorted(set(requested) - set(scope_names.ALL_SCOPES))
+    if unknown:
+        raise InvalidArgument(
+            f"Unknown scope(s): {', '.join(unknown)}; known: {', '.join(scope_names.ALL_SCOPES)}",
+            field="scopes",
+        )
+    return sorted(set(requested))
+
+
+def _validate_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidArgument("name must be 1 to 200 characters", field="name")
+    return name
+
+
+class IamService:
+    """Tenants, keys and clients. Each method joins the caller's unit of work if given."""
+
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        *,
+        on_tenant_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._box = box
+        self._on_tenant_change = on_tenant_change
+
+    async def create_tenant(self, name: str, *, uow: UnitOfWork | None = None) -> Tenant:
+        tenant = Tenant(id=cuid(), name=_validate_name(name))
+        async with self._db.within(uow) as tx:
+            TenantRepository(tx).add(tenant)
+        return tenant
+
+    async def default_tenant_id(self) -> str:
+        """The first tenant (bootstrap always creates one)."""
+        async with self._db.read() as tx:
+            tenant = await TenantRepository(tx).first()
+        if tenant is None:
+            raise NotFound("No tenant yet: start the server once (chatplane run)")
+        return tenant.id
+
+    async def configure_tenant(
+        self,
+        tenant_id: str,
+        *,
+        anthropic_api_key: str | None = None,
+        default_model: str | None = None,
+    ) -> Tenant:
+        """Set the tenant's own Anthropic key (stored encrypted; "" clears it) and default
+        model. None leaves a setting as it is."""
+        async with self._db.uow() as tx:
+            tenant = await TenantRepository(tx).get(tenant_id)
+            if tenant is None:
+                raise NotFound("Tenant not found")
+            if anthropic_api_key is not None:
+                tenant.anthropic_key_encrypted = (
+                    self._box.encrypt(anthropic_api_key) if anthropic_api_key else ""
+                )
+            if default_model is not None:
+                tenant.default_model = default_model.strip()
+        if self._on_tenant_change is not None:
+            self._on_tenant_change(tenant_id)
+        return tenant
+
+    async def bootstrap(self, bootstrap_secret: str | None) -> Bootstrap | None:
+        """On an empty database: a default tenant and an admin key. Else make sure the
+        bootstrap key (if configured) exists. Returns what was created, or None."""
+        async with self._db.uow() as tx:
+            tenants = TenantRepository(tx)
+            tenant = await tenants.first()
+            if tenant is not None:
+                if (
+                    bootstrap_secret
+                    and await CredentialLookup(tx).key_by_hash(hash_secret(bootstrap_secret))
+                    is None
+                ):
+                    tx.add(self._admin_key(tenant.id, bootstrap_secret))
+                return None
+            tenant = Tenant(id=cuid(), name=DEFAULT_TENANT_NAME)
+            tenants.add(tenant)
+            await tx.flush()
+            secret = bootstrap_secret or new_api_key_secret()
+            tx.add(self._admin_key(tenant.id, secret))
+        return Bootstrap(tenant.id, None if bootstrap_secret else secret)
+
+    @staticmethod
+    def _admin_key(tenant_id: str, secret: str) -> ApiKey:
+        return ApiKey(
+            id=f"key_{cuid()}",
+            tenant_id=tenant_id,
+            name="admin (bootstrap)",
+            prefix=secret[:12],
+            secret_hash=hash_secret(secret),
+            scopes=" ".join(scope_names.ALL_SCOPES),
+        )
+
+    async def create_key(self, tenant_id: str, name: str, scopes: Sequence[str]) -> CreatedKey:
+        secret = new_api_key_secret()
+        key = ApiKey(
+            id=f"key_{cuid()}",
+            tenant_id=tenant_id,
+            name=_validate_name(name),
+            prefix=secret[:12],
+            secret_hash=hash_secret(secret),
+            scopes=" ".join(_validate_scopes(scopes)),
+        )
+        async with self._db.uow() as tx:
+            if await TenantRepository(tx).get(tenant_id) is None:
+                raise NotFound("Tenant not found")
+            ApiKeyRepository(tx, tenant_id).add(key)
+        return CreatedKey(ApiKeyInfo.of(key), secret)
+
+    async def list_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
+        async with self._db.read() as tx:
+            return [ApiKeyInfo.of(k) for k in await ApiKeyRepository(tx, tenant_id).list()]
+
+    async def get_key(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
+        async with self._db.read() as tx:
+            key = await ApiKeyRepository(tx, tenant_id).get(key_id)
+        if key is None:
+            raise NotFound("API key not found")
+        return ApiKeyInfo.of(key)
+
+    async def revoke_key(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
+        async with self._db.uow() as tx:
+            key = await ApiKeyRepository(tx, tenant_id).get(key_id)
+            if key is None:
+                raise NotFound("API key not found")
+            if key.revoked_at is None:
+                key.revoked_at = utcnow()
+        return ApiKeyInfo.of(key)
+
+    async def create_client(
+        self, tenant_id: str, name: str, scopes: Sequence[str]
+    ) -> CreatedClient:
+        """A JWT client: returns it with its signing secret (shown once)."""
+        secret = secrets.token_urlsafe(32)
+        granted = _validate_scopes(scopes)
+        client = JwtClient(
+            id=f"cs-{cuid()}",
+            tenant_id=tenant_id,
+            name=_validate_name(name),
+            secret_encrypted=self._box.encrypt(secret),
+            scopes=" ".join(granted),
+        )
+        async with self._db.uow() as tx:
+            if await TenantRepository(tx).get(tenant_id) is None:
+                raise NotFound("Tenant not found")
+            JwtClientRepository(tx, tenant_id).add(client)
+        return CreatedClient(client.id, tenant_id, tuple(granted), secret)

@@ -1,0 +1,52 @@
+"""IAM domain types, as the rest of the code sees them (not storage rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from chatplane.storage.models import ApiKey
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key without its secret."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> ApiKeyInfo:
+        return cls(
+            row.id, row.name, tuple(row.scopes.split()), row.prefix, row.created_at, row.revoked_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A new key and its secret, which is never available again."""
+
+    key: ApiKeyInfo
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedClient:
+    """A new JWT client and its signing secret (shown once)."""
+
+    id: str
+    tenant_id: str
+    scopes: tuple[str, ...]
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    """What the first start created."""
+
+    tenant_id: str
+    admin_secret: str | None  # None when the key came from CHATPLANE_BOOTSTRAP_API_KEY

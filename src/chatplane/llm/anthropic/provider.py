@@ -1,0 +1,176 @@
+"""Anthropic Messages API provider, on the official SDK with its aiohttp transport.
+
+The SDK's own retries are off (`max_retries=0`): this module retries 429/5xx/529,
+connection errors and timeouts itself, and only before the first event has reached the
+caller; once a token has been delivered a failure is raised at once, because replaying
+the request would duplicate output. `stream()` and `complete()` share that one retry path
+and the one set of SDK call arguments.
+
+Raw responses: the SDK still makes every call (client, auth and version headers, base
+URL, timeouts, non-2xx -> `APIStatusError`), but through `with_raw_response` and
+`with_streaming_response`, and the body is read here: JSON as plain dicts, SSE with
+`chatplane.kit.sse.SSEParser`. The SDK's pydantic models (the Message, one object per
+stream event) and its SSE decoding cost about 0.3 ms of CPU per call and 0.6 ms per
+stream; what remains over plain aiohttp (about 0.7 ms) is the SDK building the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import TypedDict, TypeVar, cast
+
+import anthropic
+from anthropic import types as at
+
+from chatplane.kit.retry import Backoff
+from chatplane.kit.sse import SSEParser
+from chatplane.llm.anthropic.errors import (
+    UPSTREAM_EXCEPTIONS,
+    BadResponse,
+    IncompleteStream,
+    classify,
+    describe,
+)
+from chatplane.llm.anthropic.request import AnthropicRequest, build_request
+from chatplane.llm.anthropic.response import StreamMapper, completion_from_body
+from chatplane.llm.types import Completion, CompletionParams, ProviderEvent
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CreateArguments(TypedDict):
+    """Keyword arguments of `client.messages.create` (either response flavour)."""
+
+    model: str
+    max_tokens: int
+    messages: list[at.MessageParam]
+    system: str | anthropic.Omit
+    tools: list[at.ToolParam] | anthropic.Omit
+    timeout: anthropic.Timeout
+
+
+class AnthropicProvider:
+    name: str = "anthropic"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        *,
+        max_retries: int = 2,
+        timeout: float = 600.0,
+        retry_base_delay: float = 0.2,
+        max_retry_after: float = 10.0,
+    ) -> None:
+        # A retry-after longer than max_retry_after is not waited for: the error goes to
+        # the caller.
+        self.backoff = Backoff(
+            max_retries=max_retries, base_delay=retry_base_delay, max_retry_after=max_retry_after
+        )
+        self._timeout = anthropic.Timeout(timeout, connect=min(5.0, timeout))
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=base_url,
+            http_client=anthropic.DefaultAioHttpClient(),
+            max_retries=0,
+            timeout=self._timeout,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def stream(self, params: CompletionParams) -> AsyncGenerator[ProviderEvent, None]:
+        return self._with_retries(params, self._stream_once)
+
+    async def complete(self, params: CompletionParams) -> Completion:
+        async with aclosing(self._with_retries(params, self._complete_once)) as results:
+            return await anext(results)
+
+    def create_arguments(self, request: AnthropicRequest) -> CreateArguments:
+        """The SDK call's arguments; `stream` is added by the streaming call alone.
+
+        An explicit timeout also skips the SDK's refusal of non-streaming requests with a
+        large max_tokens (it applies only with its default timeout).
+        """
+        return CreateArguments(
+            model=request.model,
+            max_tokens=request.max_tokens,
+            messages=cast("list[at.MessageParam]", request.messages),
+            system=request.system if request.system is not None else anthropic.omit,
+            tools=cast("list[at.ToolParam]", request.tools) if request.tools else anthropic.omit,
+            timeout=self._timeout,
+        )
+
+    async def _with_retries(
+        self,
+        params: CompletionParams,
+        attempt_once: Callable[[CreateArguments], AsyncGenerator[T, None]],
+    ) -> AsyncGenerator[T, None]:
+        """The items of `attempt_once`, retried on failure while none reached the caller."""
+        arguments = self.create_arguments(build_request(params))
+        attempt = 0
+        while True:
+            delivered = False
+            try:
+                # Leaving these blocks closes the HTTP response: when the consumer stops
+                # early or is cancelled, the upstream request is abandoned with it.
+                async with aclosing(attempt_once(arguments)) as items:
+                    async for item in items:
+                        delivered = True
+                        yield item
+                return
+            except UPSTREAM_EXCEPTIONS as exc:
+                failure = classify(exc)
+                delay = (
+                    self.backoff.delay(attempt, failure.retry_after)
+                    if failure.retryable and not delivered
+                    else None
+                )
+                if delay is None:
+                    raise failure.error from exc
+                log.warning(
+                    "anthropic request attempt %d failed (%s: %s); retrying in %.2fs",
+                    attempt + 1,
+                    failure.error.reason,
+                    describe(exc),
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _stream_once(self, arguments: CreateArguments) -> AsyncGenerator[ProviderEvent, None]:
+        mapper = StreamMapper()
+        try:
+            async with self._client.messages.with_streaming_response.create(
+                **arguments, stream=True
+            ) as raw:
+                response = raw.http_response
+                parser = SSEParser()
+                async with aclosing(response.aiter_bytes()) as chunks:
+                    async for chunk in chunks:
+                        for event_name, data in parser.feed(chunk):
+                            if (event := mapper.feed(event_name, data, response)) is not None:
+                                yield event
+                for event_name, data in parser.close():
+                    if (event := mapper.feed(event_name, data, response)) is not None:
+                        yield event
+                if not mapper.finished:
+                    raise IncompleteStream
+        except UPSTREAM_EXCEPTIONS:
+            if not mapper.finished:
+                raise
+            # Finish was delivered; a late transport error changes nothing.
+
+    async def _complete_once(self, arguments: CreateArguments) -> AsyncGenerator[Completion, None]:
+        raw = await self._client.messages.with_raw_response.create(**arguments)
+        try:
+            body = json.loads(await raw.read())
+        except ValueError as exc:
+            raise BadResponse("Messages response body is not JSON") from exc
+        yield completion_from_body(body)

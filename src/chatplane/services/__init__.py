@@ -1,1 +1,0 @@
-"""Domain services: business rules over repositories. They know nothing of gRPC."""
