@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 
-from chatplane.errors import InvalidArgument, NotFound
+from chatplane.errors import InvalidArgument, NotFound, PermissionDenied
 from chatplane.iam import scopes as scope_names
 from chatplane.iam.repository import (
     ApiKeyRepository,
@@ -33,6 +33,20 @@ def _validate_scopes(requested: Sequence[str]) -> list[str]:
             field="scopes",
         )
     return sorted(set(requested))
+
+
+def _within(granter: frozenset[str] | None, scopes: Sequence[str], action: str) -> None:
+    """A caller may grant or revoke only scopes it holds itself (`granter` None: the
+    operator's CLI, which holds them all)."""
+    if granter is None:
+        return
+    missing = sorted(scope_names.parse(" ".join(scopes)) - granter)
+    if missing:
+        raise PermissionDenied(
+            f"Cannot {action} scopes you do not hold: {', '.join(missing)}",
+            reason="SCOPE_ESCALATION",
+            metadata={"missing_scopes": " ".join(missing)},
+        )
 
 
 def _validate_name(name: str) -> str:
@@ -125,7 +139,17 @@ class IamService:
             scopes=" ".join(scope_names.ALL_SCOPES),
         )
 
-    async def create_key(self, tenant_id: str, name: str, scopes: Sequence[str]) -> CreatedKey:
+    async def create_key(
+        self,
+        tenant_id: str,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        granter: frozenset[str] | None = None,
+    ) -> CreatedKey:
+        """A new key. `granter`: the caller's scopes; a key grants no more than those."""
+        granted = _validate_scopes(scopes)
+        _within(granter, granted, "grant")
         secret = new_api_key_secret()
         key = ApiKey(
             id=f"key_{cuid()}",
@@ -133,7 +157,7 @@ class IamService:
             name=_validate_name(name),
             prefix=secret[:12],
             secret_hash=hash_secret(secret),
-            scopes=" ".join(_validate_scopes(scopes)),
+            scopes=" ".join(granted),
         )
         async with self._db.uow() as tx:
             if await TenantRepository(tx).get(tenant_id) is None:
@@ -152,21 +176,32 @@ class IamService:
             raise NotFound("API key not found")
         return ApiKeyInfo.of(key)
 
-    async def revoke_key(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
+    async def revoke_key(
+        self, tenant_id: str, key_id: str, *, granter: frozenset[str] | None = None
+    ) -> ApiKeyInfo:
+        """Revoke a key; with `granter`, only a key whose scopes the caller holds too."""
         async with self._db.uow() as tx:
             key = await ApiKeyRepository(tx, tenant_id).get(key_id)
             if key is None:
                 raise NotFound("API key not found")
+            _within(granter, key.scopes.split(), "revoke a key with")
             if key.revoked_at is None:
                 key.revoked_at = utcnow()
         return ApiKeyInfo.of(key)
 
     async def create_client(
-        self, tenant_id: str, name: str, scopes: Sequence[str]
+        self,
+        tenant_id: str,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        granter: frozenset[str] | None = None,
     ) -> CreatedClient:
-        """A JWT client: returns it with its signing secret (shown once)."""
-        secret = secrets.token_urlsafe(32)
+        """A JWT client: returns it with its signing secret (shown once). Same rule as
+        keys: a client grants no more than its creator's scopes."""
         granted = _validate_scopes(scopes)
+        _within(granter, granted, "grant")
+        secret = secrets.token_urlsafe(32)
         client = JwtClient(
             id=f"cs-{cuid()}",
             tenant_id=tenant_id,

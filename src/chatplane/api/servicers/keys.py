@@ -43,8 +43,9 @@ class ApiKeyServicer(pb_grpc.ApiKeyServiceServicer):
     async def CreateApiKey(
         self, request: pb.CreateApiKeyRequest, context: Context
     ) -> pb.CreateApiKeyResponse:
+        principal = call.principal()
         created = await self._iam.create_key(
-            call.principal().tenant_id, request.name, list(request.scopes)
+            principal.tenant_id, request.name, list(request.scopes), granter=principal.scopes
         )
         return pb.CreateApiKeyResponse(
             success=True, key=to_proto(created.key), secret=created.secret
@@ -65,6 +66,9 @@ class ApiKeyServicer(pb_grpc.ApiKeyServiceServicer):
     async def RevokeApiKey(
         self, request: pb.RevokeApiKeyRequest, context: Context
     ) -> pb.RevokeApiKeyResponse:
-        key = await self._iam.revoke_key(call.principal().tenant_id, request.key_id)
+        principal = call.principal()
+        key = await self._iam.revoke_key(
+            principal.tenant_id, request.key_id, granter=principal.scopes
+        )
         self._auth.forget_key(key.id)
         return pb.RevokeApiKeyResponse(success=True, key=to_proto(key))
