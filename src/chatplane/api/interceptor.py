@@ -19,6 +19,7 @@ import grpc
 
 from chatplane.api import call
 from chatplane.api.errors import to_status
+from chatplane.api.limits import check_request
 from chatplane.errors import ChatplaneError
 from chatplane.iam.auth import Authenticator
 from chatplane.ratelimit import RateLimiter, admit
@@ -116,6 +117,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             headers = _headers(ctx)
             state = self._start(method, headers)
             try:
+                check_request(request)  # before any auth or storage work
                 await self._admit(state, headers)
                 response = await behavior(request, ctx)
                 await ctx.send_initial_metadata(tuple(state.response_headers.items()))
@@ -136,6 +138,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             state = self._start(method, headers)
             first = True
             try:
+                check_request(request)  # before any auth or storage work
                 await self._admit(state, headers)
                 # aclosing: a client that goes away closes the servicer's stream at once
                 # (and with it the upstream call), not whenever it is garbage-collected.

@@ -34,9 +34,13 @@ class ChatMessage(_message.Message):
     role: _builtins.str
     """Required. One of `system`, `user`, `assistant`, `tool`."""
     name: _builtins.str
-    """Optional. The author's name."""
+    """Optional. The author's name.
+    Limit: at most 200 characters, no control characters.
+    """
     tool_call_id: _builtins.str
-    """Optional. For `tool` messages: the id of the tool call this message answers."""
+    """Optional. For `tool` messages: the id of the tool call this message answers.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     @_builtins.property
     def content(self) -> _struct_pb2.Value:
         """Required. A string, or an array of content parts (`{"type":"text","text":...}`)."""
@@ -72,7 +76,9 @@ class Tool(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Required. The tool's name: letters, digits, `_` and `-`, at most 64 characters."""
+    """Required. The tool's name: letters, digits, `_` and `-`, at most 64 characters.
+    Limit: at most 200 characters, no control characters.
+    """
     description: _builtins.str
     """Required. What the tool does, for the model."""
     @_builtins.property
@@ -104,9 +110,13 @@ class ToolCall(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The call's id, as the provider assigned it."""
+    """The call's id, as the provider assigned it.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     name: _builtins.str
-    """The tool's name."""
+    """The tool's name.
+    Limit: at most 200 characters, no control characters.
+    """
     arguments: _builtins.str
     """The arguments as a JSON text."""
     def __init__(
@@ -139,11 +149,17 @@ class CompleteChatRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
-    """Required. The project (CUID) the call is billed to; it must belong to the caller's tenant."""
+    """Required. The project (CUID) the call is billed to; it must belong to the caller's tenant.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     session_id: _builtins.str
-    """Optional. A session id, recorded with the usage and used for rate limiting."""
+    """Optional. A session id, recorded with the usage and used for rate limiting.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     model_id: _builtins.str
-    """Optional. A model id overriding the project's model."""
+    """Optional. A model id overriding the project's model.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     tier: _builtins.str
     """Optional. `fast`, `balanced` or `powerful`: picks the project's model for that tier."""
     temperature: _builtins.float
@@ -317,7 +333,9 @@ class StreamMetadata(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
-    """The model id."""
+    """The model id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     provider: _builtins.str
     """The provider: `anthropic`, or `local` for the built-in offline provider."""
     source: _builtins.str
@@ -371,9 +389,13 @@ class ToolCallStart(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The call's id."""
+    """The call's id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     name: _builtins.str
-    """The tool's name."""
+    """The tool's name.
+    Limit: at most 200 characters, no control characters.
+    """
     def __init__(
         self,
         *,
@@ -397,7 +419,9 @@ class ToolCallDelta(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The call's id."""
+    """The call's id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     arguments: _builtins.str
     """A chunk of the arguments' JSON text."""
     def __init__(
@@ -424,9 +448,13 @@ class ToolCallEnd(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The call's id."""
+    """The call's id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     name: _builtins.str
-    """The tool's name."""
+    """The tool's name.
+    Limit: at most 200 characters, no control characters.
+    """
     arguments: _builtins.str
     """The whole arguments as a JSON text."""
     def __init__(
@@ -543,7 +571,9 @@ class GetChatUsageRequest(_message.Message):
     END_DATE_FIELD_NUMBER: _builtins.int
     GROUP_BY_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
-    """Required. The project to query."""
+    """Required. The project to query.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     start_date: _builtins.str
     """Optional. ISO 8601 date or time; records at or after it."""
     end_date: _builtins.str
@@ -612,7 +642,9 @@ class ModelUsage(_message.Message):
     TOTAL_COST_FIELD_NUMBER: _builtins.int
     REQUEST_COUNT_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
-    """The model id."""
+    """The model id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     provider: _builtins.str
     """The provider."""
     total_tokens: _builtins.float
@@ -683,17 +715,25 @@ class ChatAgentRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     TEST_CONTEXT_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
-    """Required. The project holding the agents."""
+    """Required. The project holding the agents.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     message: _builtins.str
     """Required. The user's message, at least one character."""
     session_id: _builtins.str
-    """Optional. The session to resume; omitted creates one."""
+    """Optional. The session to resume; omitted creates one.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     deployment_id: _builtins.str
-    """Optional. A specific deployment to target."""
+    """Optional. A specific deployment to target.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     environment: _builtins.str
     """Optional. `dev`, `staging` or `production`."""
     agent_id: _builtins.str
-    """Optional. The agent that handles the first turn."""
+    """Optional. The agent that handles the first turn.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct:
         """Optional. Metadata for this turn only."""
@@ -737,7 +777,9 @@ class ChatAgentResponse(_message.Message):
     RICH_CONTENT_FIELD_NUMBER: _builtins.int
     ACTIONS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """The session id to pass on the next turn."""
+    """The session id to pass on the next turn.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     response: _builtins.str
     """The agent's text response."""
     @_builtins.property

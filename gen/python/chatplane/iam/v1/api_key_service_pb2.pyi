@@ -31,9 +31,13 @@ class ApiKey(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Output only. The key's id (`key_` followed by a CUID)."""
+    """Output only. The key's id (`key_` followed by a CUID).
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     name: _builtins.str
-    """A label for people."""
+    """A label for people.
+    Limit: at most 200 characters, no control characters.
+    """
     prefix: _builtins.str
     """Output only. The first characters of the secret, to tell keys apart."""
     created_at: _builtins.str
@@ -71,7 +75,9 @@ class CreateApiKeyRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     SCOPES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Required. A label for people, 1 to 200 characters."""
+    """Required. A label for people, 1 to 200 characters.
+    Limit: at most 200 characters, no control characters.
+    """
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Required. The scopes to grant; each must be a known scope."""
@@ -175,7 +181,9 @@ class GetApiKeyRequest(_message.Message):
 
     KEY_ID_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
-    """Required. The key's id."""
+    """Required. The key's id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     def __init__(
         self,
         *,
@@ -225,7 +233,9 @@ class RevokeApiKeyRequest(_message.Message):
 
     KEY_ID_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
-    """Required. The key's id."""
+    """Required. The key's id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     def __init__(
         self,
         *,

@@ -52,14 +52,19 @@ class Project(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Output only. The project's id, CUID style (for example `clx1abc2d0000ab12cd34ef56`)."""
+    """Output only. The project's id, CUID style (for example `clx1abc2d0000ab12cd34ef56`).
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     name: _builtins.str
-    """Required. A human-readable name, 1 to 200 characters."""
+    """Required. A human-readable name, 1 to 200 characters.
+    Limit: at most 200 characters, no control characters.
+    """
     description: _builtins.str
     """Optional. A free-text description, at most 2000 characters."""
     default_model: _builtins.str
     """Optional. The default model id for chat completions (for example `claude-sonnet-4-5`).
     Empty means the tenant's default.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
     """
     created_at: _builtins.str
     """Output only. Creation time, RFC 3339 with milliseconds in UTC."""
@@ -119,11 +124,15 @@ class CreateProjectRequest(_message.Message):
     DEFAULT_MODEL_FIELD_NUMBER: _builtins.int
     TIER_MODELS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Required. A human-readable name, 1 to 200 characters."""
+    """Required. A human-readable name, 1 to 200 characters.
+    Limit: at most 200 characters, no control characters.
+    """
     description: _builtins.str
     """Optional. A free-text description, at most 2000 characters."""
     default_model: _builtins.str
-    """Optional. The default model id for chat completions."""
+    """Optional. The default model id for chat completions.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     @_builtins.property
     def tier_models(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Optional. Model ids per tier: keys `fast`, `balanced`, `powerful`."""
@@ -246,7 +255,9 @@ class GetProjectRequest(_message.Message):
 
     PROJECT_ID_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
-    """Required. The project's id."""
+    """Required. The project's id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     def __init__(
         self,
         *,
@@ -296,7 +307,9 @@ class DeleteProjectRequest(_message.Message):
 
     PROJECT_ID_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
-    """Required. The project's id."""
+    """Required. The project's id.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     def __init__(
         self,
         *,
@@ -321,7 +334,9 @@ class DeleteProjectResponse(_message.Message):
     success: _builtins.bool
     """Always true on success."""
     id: _builtins.str
-    """The id of the deleted project."""
+    """The id of the deleted project.
+    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """
     def __init__(
         self,
         *,

@@ -1,0 +1,107 @@
+"""Size and character-set limits on every identifier and name in every request.
+
+Checked in the interceptor before authentication and before anything is stored or held
+in memory (a 7 MB `sessionId` must never reach the usage table or the rate limiter).
+The rules follow field names, so a new field is covered by how it is named:
+
+- identifiers (`id`, `*_id`, `default_model`): 1-128 of `[A-Za-z0-9._:-]` (empty means
+  unset where the field is optional; the service says when it is required);
+- names (`name`, `label`): at most 200 characters, no control characters (NUL included);
+- free text (`description`, `message`, `arguments`): bounded by the request size limit;
+- every other string (tier, role, scopes, dates, ...): at most 128 characters, no
+  control characters.
+
+`google.protobuf.Struct`/`Value` fields hold user data (message content, tool schemas,
+metadata) and are bounded by the request size limit alone. The proto comments state the
+same limits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from chatplane.errors import InvalidArgument
+
+MAX_ID = 128
+MAX_NAME = 200
+MAX_TOKEN = 128
+_ID = re.compile(r"[A-Za-z0-9._:\-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FREE_TEXT = frozenset({"description", "message", "arguments"})
+_NAMES = frozenset({"name", "label"})
+_ID_FIELDS = frozenset({"id", "default_model"})
+_USER_DATA = frozenset(
+    {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+)
+
+ID, NAME, TOKEN, NESTED = "id", "name", "token", "nested"
+_plans: dict[str, list[tuple[FieldDescriptor, str]]] = {}
+
+
+def _kind(field: FieldDescriptor) -> str | None:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        target = field.message_type
+        return None if target is None or target.full_name in _USER_DATA else NESTED
+    if field.type != FieldDescriptor.TYPE_STRING or field.name in _FREE_TEXT:
+        return None
+    if field.name in _ID_FIELDS or field.name.endswith("_id"):
+        return ID
+    return NAME if field.name in _NAMES else TOKEN
+
+
+def _plan(descriptor: Descriptor | Any) -> list[tuple[FieldDescriptor, str]]:
+    """The fields of a message type that need checking, computed once per type."""
+    plan = _plans.get(descriptor.full_name)
+    if plan is None:
+        plan = [(f, k) for f in descriptor.fields if (k := _kind(f)) is not None]
+        _plans[descriptor.full_name] = plan
+    return plan
+
+
+def _values(message: Message, field: FieldDescriptor, path: str) -> Iterator[tuple[str, Any]]:
+    if field.is_repeated:
+        values = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            for key, value in values.items():
+                yield f"{path}.{key}"[:80], value
+            return
+        for i, value in enumerate(values):
+            yield f"{path}[{i}]", value
+    else:
+        yield path, getattr(message, field.name)
+
+
+def check_request(message: Message, prefix: str = "") -> None:
+    """Raise InvalidArgument naming the first field over its limit (wire field names)."""
+    for field, kind in _plan(message.DESCRIPTOR):
+        path = prefix + field.json_name
+        for where, value in _values(message, field, path):
+            if kind == NESTED:
+                if isinstance(value, Message):
+                    check_request(value, where + ".")
+                else:  # a map of strings
+                    _check_string(where, value, TOKEN)
+            else:
+                _check_string(where, value, kind)
+
+
+def _check_string(where: str, value: str, kind: str) -> None:
+    if not value:
+        return
+    limit = {ID: MAX_ID, NAME: MAX_NAME, TOKEN: MAX_TOKEN}[kind]
+    if len(value) > limit:
+        raise _bad(f"{where} is too long (max {limit})", where)
+    if kind == ID:
+        if not _ID.fullmatch(value):
+            raise _bad(f"{where} may contain only letters, digits and . _ : -", where)
+    elif _CONTROL.search(value):
+        raise _bad(f"{where} must not contain control characters", where)
+
+
+def _bad(message: str, field: str) -> InvalidArgument:
+    return InvalidArgument(f"Invalid request: {message}", field=field, reason="INVALID_FIELD")
