@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from bench import lang_bench
 from bench.stats import Sample
 
 if TYPE_CHECKING:
@@ -347,6 +348,9 @@ def render(r: Results) -> str:
             rows,
         )
         out += [""]
+
+    if r.lang:
+        out += lang_bench.render(r.lang)
 
     # --- memory and checks ------------------------------------------------------------------
     if r.rss_peak:

@@ -20,7 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import lang_bench, procs
 from bench.clients import Clients
 from bench.report import render
 from bench.stats import Sample, closed_loop, interleaved, warm_up
@@ -81,6 +81,8 @@ class Results:
     rss_start: dict[str, float | None] = field(default_factory=dict)
     rss_peak: dict[str, float | None] = field(default_factory=dict)
     usage: list[dict[str, Any]] = field(default_factory=list)
+    # C: the agent language (compile, deploy), in-process.
+    lang: list[lang_bench.Timing] = field(default_factory=list)
     duration: float = 0.0
 
 
@@ -271,6 +273,8 @@ async def _run(results: Results) -> None:
     with tempfile.TemporaryDirectory(prefix="chatplane-bench-") as tmp:
         async with asyncio.timeout(RUN_TIMEOUT):
             await _measure(results, Path(tmp))
+        _say("C. agent language: compile a 500-line agent, deploy a 20-agent project")
+        results.lang = await lang_bench.run(quick=results.plan == QUICK)
     results.duration = time.perf_counter() - started
 
 

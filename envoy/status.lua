@@ -50,6 +50,50 @@ local function strip_internal(map, all_grpc)
   end
 end
 
+-- Envoy's own error replies (the transcoder's "invalid value ..." and "Could not resolve
+-- ... to a method") quote the client's input in full. This cuts the JSON `message` string
+-- of an error body to MAX_MESSAGE_CHARS characters, never inside an escape sequence or a
+-- UTF-8 character, and returns the new body (nil when nothing needed cutting).
+local MAX_MESSAGE_CHARS = 300
+local function clip_message(body)
+  local key = string.find(body, '"message":"', 1, true)
+  if key == nil then
+    return nil
+  end
+  local start = key + 11 -- first byte of the string's contents
+  local i, count, cut = start, 0, nil
+  local n = #body
+  while i <= n do
+    local c = string.byte(body, i)
+    if c == 34 then -- the closing quote
+      break
+    end
+    if cut == nil and count >= MAX_MESSAGE_CHARS then
+      cut = i
+    end
+    if c == 92 then -- backslash: skip the escape as one character
+      if string.byte(body, i + 1) == 117 then
+        i = i + 6
+      else
+        i = i + 2
+      end
+    elseif c >= 0xF0 then
+      i = i + 4
+    elseif c >= 0xE0 then
+      i = i + 3
+    elseif c >= 0xC0 then
+      i = i + 2
+    else
+      i = i + 1
+    end
+    count = count + 1
+  end
+  if cut == nil or i > n then
+    return nil
+  end
+  return string.sub(body, 1, cut - 1) .. "\\u2026" .. string.sub(body, i)
+end
+
 -- Returns the override status as a string, or nil when the value is not an HTTP status.
 local function valid_status(value)
   if value == nil then
@@ -62,6 +106,59 @@ local function valid_status(value)
   return string.format("%d", code)
 end
 
+-- The vendor (Kore.ai XO) routes, /api/public/... and /api/1.1/public/..., answer errors
+-- in the vendor's envelope {"errors":[{"msg":"...","code":<HTTP status>}]}.
+local XO_PREFIXES = { "/api/public/", "/api/1.1/public/" }
+
+function envoy_on_request(handle)
+  local path = handle:headers():get(":path") or ""
+  for _, prefix in ipairs(XO_PREFIXES) do
+    if string.sub(path, 1, #prefix) == prefix then
+      handle:streamInfo():dynamicMetadata():set("chatplane", "xo", "1")
+      return
+    end
+  end
+end
+
+-- The JSON string contents (still escaped) of the `"message"` of a google.rpc.Status body.
+local function status_message(body)
+  local key = string.find(body, '"message":"', 1, true)
+  if key == nil then
+    return nil
+  end
+  local start, i, n = key + 11, key + 11, #body
+  while i <= n do
+    local c = string.byte(body, i)
+    if c == 34 then
+      return string.sub(body, start, i - 1)
+    end
+    i = i + (c == 92 and 2 or 1)
+  end
+  return nil
+end
+
+local function xo_envelope(handle)
+  local meta = handle:streamInfo():dynamicMetadata():get("chatplane")
+  if meta == nil or meta["xo"] ~= "1" then
+    return
+  end
+  local headers = handle:headers()
+  local code = tonumber(headers:get(":status")) or 200
+  if code < 400 then
+    return
+  end
+  local body = handle:body()
+  local text = body ~= nil and body:getBytes(0, body:length()) or ""
+  local message = status_message(text) or "Request failed"
+  local replaced = '{"errors":[{"msg":"' .. message .. '","code":' .. string.format("%d", code) .. "}]}"
+  if body ~= nil then
+    body:setBytes(replaced)
+  end
+  headers = handle:headers()
+  headers:replace("content-type", "application/json")
+  headers:replace("content-length", string.format("%d", #replaced))
+end
+
 function envoy_on_response(handle)
   local headers = handle:headers()
   if is_grpc(headers:get("content-type")) then
@@ -70,7 +167,11 @@ function envoy_on_response(handle)
 
   local status = valid_status(headers:get(STATUS_HEADER))
 
-  if is_streaming(handle, headers) then
+  -- An error reply on a streaming route (a JSON status, not an event stream) is complete
+  -- and small: it takes the unary path, so its message is clipped like any other.
+  local error_reply = (tonumber(headers:get(":status")) or 200) >= 400
+    and not string.find(string.lower(headers:get("content-type") or ""), "text/event-stream", 1, true)
+  if not error_reply and is_streaming(handle, headers) then
     if status ~= nil then
       headers:replace(":status", status)
     end
@@ -104,6 +205,43 @@ function envoy_on_response(handle)
   end
   strip_internal(headers, true)
 
+  -- 429 means rate limiting only, and chatplane's 429s carry Retry-After. One without it
+  -- is grpc's own size limit (RESOURCE_EXHAUSTED from the gRPC core): headers -> 431,
+  -- a message -> 413, with a plain message instead of grpc's (which lists header sizes).
+  if headers:get(":status") == "429" and headers:get("retry-after") == nil then
+    local body = handle:body()
+    local text = body ~= nil and body:getBytes(0, body:length()) or ""
+    local code, reason, message = "413", "PAYLOAD_TOO_LARGE", "Request too large"
+    if string.find(text, "metadata size", 1, true) then
+      code, reason, message = "431", "HEADERS_TOO_LARGE", "Request headers too large"
+    elseif string.find(text, "Sent message", 1, true) then
+      reason, message = "RESPONSE_TOO_LARGE", "Response too large"
+    end
+    local replaced = '{"code":8,"message":"' .. message .. '","details":[{"@type":'
+      .. '"type.googleapis.com/google.rpc.ErrorInfo","reason":"' .. reason
+      .. '","domain":"chatplane.gateway","metadata":{}}]}'
+    if body ~= nil then
+      body:setBytes(replaced)
+    end
+    headers = handle:headers()
+    headers:replace(":status", code)
+    headers:replace("content-type", "application/json")
+    headers:replace("content-length", string.format("%d", #replaced))
+  end
+
+  local final = tonumber(headers:get(":status")) or 200
+  if final >= 400 then
+    local body = handle:body()
+    if body ~= nil and body:length() > MAX_MESSAGE_CHARS then
+      local clipped = clip_message(body:getBytes(0, body:length()))
+      if clipped ~= nil then
+        body:setBytes(clipped)
+        headers = handle:headers()
+        headers:replace("content-length", string.format("%d", #clipped))
+      end
+    end
+  end
+
   if headers:get(":status") == "204" then
     local body = handle:body()
     if body ~= nil then
@@ -112,4 +250,6 @@ function envoy_on_response(handle)
     headers:remove("content-length")
     headers:remove("content-type")
   end
+
+  xo_envelope(handle)
 end

@@ -45,7 +45,9 @@ ALLOWED: dict[str, set[str]] = {
     "app": BASE | ENGINES | DOMAINS | {"storage", "proto", "api"},
     "gateway": BASE | {"proto"},
     "workers": BASE | {"gateway"},
-    "cli": BASE | ENGINES | DOMAINS | {"storage", "app", "gateway", "workers"},
+    "cli": BASE | ENGINES | DOMAINS | {"storage", "app", "gateway", "workers", "cli_agents"},
+    # `agents check` compiles locally; push and deploy speak REST (urllib), like any client.
+    "cli_agents": BASE | {"lang"},
 }
 # Third-party packages only some rooms may use.
 WIRE = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.")

@@ -7,7 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
+from chatplane.agents.deployments import DeploymentService
+from chatplane.agents.service import AgentService
+from chatplane.analytics.jobs import JobRunner
+from chatplane.analytics.service import AnalyticsService
 from chatplane.api.server import GrpcServer, Services
 from chatplane.chat.service import ChatService
 from chatplane.config import Settings
@@ -20,6 +25,13 @@ from chatplane.llm.pricing import PriceTable
 from chatplane.llm.registry import ProviderRegistry
 from chatplane.projects.service import ProjectService
 from chatplane.ratelimit import RateLimiter, Window, build_rate_limiter
+from chatplane.sessions.attachments import FileStore
+from chatplane.sessions.chats import ChatApi
+from chatplane.sessions.http_tools import HttpTools
+from chatplane.sessions.idle import IdleSweeper
+from chatplane.sessions.queue import turn_queue
+from chatplane.sessions.service import SessionService
+from chatplane.sessions.turn import TurnService
 from chatplane.storage.db import Database
 from chatplane.usage.service import UsageService, UsageWriter
 
@@ -40,7 +52,12 @@ class App:
         # Settings changes evict the chat path's cached project/tenant settings.
         self.iam = IamService(self.db, self.box, on_tenant_change=self._forget_tenant)
         self.projects = ProjectService(self.db, on_change=self._forget_tenant)
-        self.authenticator = Authenticator(self.db, self.box)
+        # Sessions plug in their count: `self.deployments.active_sessions = ...`.
+        self.deployments = DeploymentService(self.db)
+        self.agents = AgentService(self.db, deployments=self.deployments)  # one cache
+        self.authenticator = Authenticator(
+            self.db, self.box, jwt_max_lifetime=settings.jwt_max_lifetime_seconds
+        )
         self.limiter: RateLimiter = build_rate_limiter(
             [
                 Window(60, settings.rate_limit_per_minute),
@@ -61,19 +78,73 @@ class App:
             self.db,
             box=self.box,
             prices=PriceTable.load(settings.prices_file),
-            usage=self.usage_writer.record,
+            usage=self.usage_writer,
             providers=self.providers,
             server_anthropic_key=settings.anthropic_api_key,
             session_limiter=self.session_limiter,
         )
+        self.http_tools = HttpTools(allowed_hosts=settings.tool_allowed_hosts)
+        self.turns = TurnService(
+            self.db,
+            agents=self.agents,
+            chats=self.chats,
+            limiter=self.limiter,
+            session_limiter=self.session_limiter,
+            tools=self.http_tools,
+            queue=turn_queue(running=settings.max_concurrent_turns, waiting=settings.turn_queue),
+            max_active_sessions=settings.max_active_sessions,
+            payload_max_bytes=settings.llm_payload_max_bytes if settings.llm_payloads else None,
+        )
+        self.deployments.active_sessions = self.turns.active_on
+        self.sessions = SessionService(
+            self.db,
+            agents=self.agents,
+            projects=self.projects,
+            turns=self.turns,
+            files=FileStore(settings.data_dir / "attachments"),
+            max_attachment_bytes=settings.attachment_max_bytes,
+        )
+        self.chat_api = ChatApi(self.db, self.sessions)
+        # Durable analytics jobs (billing summary, containment report) and the vendor's
+        # per-bot limits on the XO routes.
+        self.jobs = JobRunner(self.db, concurrency=settings.job_concurrency)
+        self.vendor_limiter: RateLimiter = build_rate_limiter(
+            [
+                Window(60, settings.xo_rate_limit_per_minute),
+                Window(3600, settings.xo_rate_limit_per_hour),
+            ],
+            settings.redis_url,
+        )
+        self.analytics = AnalyticsService(
+            self.db,
+            projects=self.projects,
+            runner=self.jobs,
+            idle_minutes=settings.session_idle_minutes,
+            vendor_limiter=self.vendor_limiter,
+        )
+        self.idle_sessions = IdleSweeper(self.db, idle_minutes=settings.session_idle_minutes)
         self.server = GrpcServer(
             Services(
-                self.authenticator, self.limiter, self.iam, self.projects, self.chats, self.usage
+                self.authenticator,
+                self.limiter,
+                self.iam,
+                self.projects,
+                self.chats,
+                self.usage,
+                agents=self.agents,
+                deployments=self.deployments,
+                turns=self.turns,
+                sessions=self.sessions,
+                chat_api=self.chat_api,
+                analytics=self.analytics,
             ),
             host=settings.host,
             port=settings.grpc_port,
+            max_inflight=settings.max_inflight,
         )
         self.bootstrap: Bootstrap | None = None
+        # Called by open() right after a first start created the tenant and admin key.
+        self.on_bootstrap: Callable[[Bootstrap], None] | None = None
 
     @property
     def grpc_port(self) -> int:
@@ -87,10 +158,15 @@ class App:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.db.migrate()
         self.bootstrap = await self.iam.bootstrap(self.settings.bootstrap_api_key)
+        if self.bootstrap is not None and self.on_bootstrap is not None:
+            # At once: whatever fails later in start-up, the new admin key is not lost.
+            self.on_bootstrap(self.bootstrap)
 
     async def start(self) -> None:
         await self.open()
         self.usage_writer.start()
+        self.idle_sessions.start()
+        self.jobs.start()
         await self.server.start()
 
     async def stop(self, grace: float | None = None) -> None:
@@ -100,7 +176,11 @@ class App:
         await self.close()
 
     async def close(self) -> None:
+        await self.jobs.aclose()
+        await self.vendor_limiter.aclose()
+        await self.idle_sessions.aclose()
         await self.providers.aclose()
+        await self.http_tools.aclose()
         await self.usage_writer.aclose()  # every recorded call is stored before we exit
         await self.limiter.aclose()
         await self.session_limiter.aclose()

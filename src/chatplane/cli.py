@@ -8,14 +8,21 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
+from chatplane import cli_agents
 from chatplane.app import App, serve_until_signal
-from chatplane.config import Settings, descriptor_path
+from chatplane.config import Settings, default_max_inflight, descriptor_path
 from chatplane.errors import ChatplaneError
 from chatplane.iam import scopes
 from chatplane.iam.service import IamService
+from chatplane.iam.types import Bootstrap
+
+if TYPE_CHECKING:
+    from chatplane.gateway import EnvoyProcess
 
 
 def _setup_logging(level: str) -> None:
@@ -26,30 +33,56 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _print_bootstrap(app: App) -> None:
-    if app.bootstrap is not None and app.bootstrap.admin_secret:
+def _print_bootstrap(created: Bootstrap) -> None:
+    """Print a first start's admin key the moment it exists (App.on_bootstrap), before
+    anything else in start-up can fail and take it with it."""
+    if created.admin_secret:
         print(
-            f"First start: created tenant {app.bootstrap.tenant_id} and an admin API key.\n"
-            f"  Admin key (shown once, store it now): {app.bootstrap.admin_secret}",
+            f"First start: created tenant {created.tenant_id} and an admin API key.\n"
+            f"  Admin key (shown once, store it now): {created.admin_secret}\n"
+            "  (Lost it? `chatplane keys create --name admin` makes another.)",
             flush=True,
         )
 
 
 async def _serve(settings: Settings) -> None:
     app = App(settings)
+    app.on_bootstrap = _print_bootstrap
     started = asyncio.Event()
     task = asyncio.create_task(serve_until_signal(app, on_started=[started]))
     await asyncio.wait([task, asyncio.create_task(started.wait())], return_when="FIRST_COMPLETED")
     if started.is_set():
         print(f"chatplane gRPC on {settings.host}:{app.grpc_port}", flush=True)
-        _print_bootstrap(app)
     await task
 
 
-async def _run(settings: Settings) -> None:
+def _check_port_free(host: str, port: int, what: str, variable: str) -> None:
+    """Fail at once, before any start-up work, when another process listens on `port`
+    (e.g. a second `chatplane run`): the listeners do not share ports (no SO_REUSEPORT)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"the {what} port {host}:{port} is in use ({exc.strerror}); is another "
+                f"chatplane running? Stop it or set {variable}"
+            ) from None
+
+
+async def _run(settings: Settings) -> int:
     """The gRPC server (or CHATPLANE_WORKERS server processes) and Envoy; Ctrl-C stops all."""
     from chatplane.gateway import EnvoyProcess  # noqa: PLC0415
     from chatplane.workers import WorkerPool  # noqa: PLC0415
+
+    _check_port_free(settings.host, settings.http_port, "HTTP", "CHATPLANE_HTTP_PORT")
+    if settings.grpc_port:
+        for index in range(settings.workers):
+            port = settings.grpc_port + index
+            _check_port_free(settings.host, port, "gRPC", "CHATPLANE_GRPC_PORT")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,6 +90,7 @@ async def _run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     app: App | None = None
     pool: WorkerPool | None = None
+    exit_code = 0
     if settings.workers > 1:
         async with _iam(settings):  # migrate and bootstrap once, before the workers
             pass
@@ -64,7 +98,12 @@ async def _run(settings: Settings) -> None:
         ports = await pool.start()
     else:
         app = App(settings)
-        await app.start()
+        app.on_bootstrap = _print_bootstrap
+        try:
+            await app.start()
+        except BaseException:
+            await app.close()
+            raise
         ports = [app.grpc_port]
     envoy = EnvoyProcess(
         http_port=settings.http_port,
@@ -72,6 +111,9 @@ async def _run(settings: Settings) -> None:
         descriptor=descriptor_path(),
         work_dir=settings.data_dir / "envoy",
         host=settings.host,
+        # What the servers admit in all: Envoy sheds the excess itself (cheaper than a
+        # round trip), with the servers' own answer, 503 "Server overloaded".
+        max_upstream_requests=len(ports) * (settings.max_inflight or default_max_inflight()),
     )
     try:
         await envoy.start()
@@ -79,12 +121,22 @@ async def _run(settings: Settings) -> None:
         print(
             f"chatplane is up\n  REST (Envoy): http://{settings.host}:{envoy.http_port}\n"
             f"  gRPC:         {grpc_addresses} (also through Envoy)\n"
-            f"  Envoy admin:  http://{envoy.admin_address}",
+            f"  Envoy admin:  {envoy.admin_address} (owner only)",
             flush=True,
         )
-        if app is not None:
-            _print_bootstrap(app)
-        await stop.wait()
+        code = await _until_stopped_or_envoy_dies(stop, envoy)
+        if code is not None:
+            # REST is down: say so, report NOT_SERVING, and exit non-zero so a supervisor
+            # (systemd, Kubernetes) restarts the whole.
+            print(
+                f"chatplane: Envoy (the REST gateway) exited unexpectedly with code {code}; "
+                "REST is down, stopping (exit 1)",
+                file=sys.stderr,
+                flush=True,
+            )
+            if app is not None:
+                await app.server.health.enter_graceful_shutdown()
+            exit_code = 1
     finally:
         # Servers first: in-flight calls finish while Envoy still carries their bytes.
         if app is not None:
@@ -92,6 +144,23 @@ async def _run(settings: Settings) -> None:
         if pool is not None:
             await pool.stop()
         await envoy.stop()
+    return exit_code
+
+
+async def _until_stopped_or_envoy_dies(stop: asyncio.Event, envoy: EnvoyProcess) -> int | None:
+    """Wait for a stop signal; None then. Envoy exiting first (not because the same
+    Ctrl-C or SIGTERM reached it too) returns its exit code."""
+    stopping = asyncio.create_task(stop.wait())
+    exited = asyncio.create_task(envoy.wait())
+    try:
+        await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if exited.done() and not stop.is_set():
+            with contextlib.suppress(TimeoutError):  # the signal that stopped it may follow
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return None if stop.is_set() else exited.result()
+    finally:
+        for task in (stopping, exited):
+            task.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -217,6 +286,7 @@ def _parser() -> argparse.ArgumentParser:
     ccreate.add_argument("--name", required=True)
     ccreate.add_argument("--scopes", default=f"{scopes.ANALYTICS_READ},{scopes.SESSION_READ}")
     ccreate.add_argument("--tenant")
+    cli_agents.add_parsers(sub)  # agents check|push, deploy
     return parser
 
 
@@ -235,12 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command in cli_agents.COMMANDS:
+        return cli_agents.run(args)
     if args.command == "serve":
         asyncio.run(_serve(settings))
         return 0
     if args.command == "run":
-        asyncio.run(_run(settings))
-        return 0
+        return asyncio.run(_run(settings))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "keys":

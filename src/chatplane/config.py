@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 
@@ -38,8 +39,31 @@ class Settings:
     anthropic_base_url: str | None = None
     prices_file: Path | None = None
     log_level: str = "INFO"
+    # Calls in flight per server process; beyond it, 503 "Server overloaded" (0: default).
+    max_inflight: int = 0
+    # JWTs: `exp` is required and exp - iat (or exp - now) may not exceed this.
+    jwt_max_lifetime_seconds: int = 86_400
     # Pause between the local provider's tokens (demos, shutdown tests); 0 in production.
     local_token_delay: float = 0.0
+    # Agent turns: active sessions per tenant (0: unlimited), turns running at once per
+    # process and turns waiting beyond those, hosts http tools may reach despite the
+    # outbound safety rules.
+    max_active_sessions: int = 1000
+    max_concurrent_turns: int = 64
+    turn_queue: int = 256
+    tool_allowed_hosts: tuple[str, ...] = ()
+    # Sessions: minutes without activity before a session ends (0: never), and the
+    # largest attachment upload in bytes.
+    session_idle_minutes: float = 30.0
+    attachment_max_bytes: int = 20_000_000
+    # Analytics: durable jobs running at once per process; the vendor's per-bot limits
+    # on the XO routes (60 a minute, 1800 an hour); model call payloads kept for the LLM
+    # usage logs (off: none), each capped at this many bytes.
+    job_concurrency: int = 2
+    xo_rate_limit_per_minute: int = 60
+    xo_rate_limit_per_hour: int = 1800
+    llm_payloads: bool = True
+    llm_payload_max_bytes: int = 32_768
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -67,7 +91,25 @@ class Settings:
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
             prices_file=Path(prices) if prices else None,
             log_level=env.get("CHATPLANE_LOG_LEVEL") or "INFO",
+            max_inflight=max(0, _int(env, "CHATPLANE_MAX_INFLIGHT", 0)),
+            jwt_max_lifetime_seconds=_int(env, "CHATPLANE_JWT_MAX_LIFETIME_SECONDS", 86_400),
             local_token_delay=_int(env, "CHATPLANE_LOCAL_TOKEN_DELAY_MS", 0) / 1000,
+            max_active_sessions=_int(env, "CHATPLANE_MAX_ACTIVE_SESSIONS", 1000),
+            max_concurrent_turns=_int(env, "CHATPLANE_MAX_CONCURRENT_TURNS", 64),
+            turn_queue=_int(env, "CHATPLANE_TURN_QUEUE", 256),
+            tool_allowed_hosts=tuple(
+                h.strip()
+                for h in env.get("CHATPLANE_TOOL_ALLOWED_HOSTS", "").split(",")
+                if h.strip()
+            ),
+            session_idle_minutes=float(env.get("CHATPLANE_SESSION_IDLE_MINUTES") or 30.0),
+            attachment_max_bytes=_int(env, "CHATPLANE_ATTACHMENT_MAX_BYTES", 20_000_000),
+            job_concurrency=max(1, _int(env, "CHATPLANE_JOB_CONCURRENCY", 2)),
+            xo_rate_limit_per_minute=_int(env, "CHATPLANE_XO_RATE_LIMIT_PER_MINUTE", 60),
+            xo_rate_limit_per_hour=_int(env, "CHATPLANE_XO_RATE_LIMIT_PER_HOUR", 1800),
+            llm_payloads=(env.get("CHATPLANE_LLM_PAYLOADS") or "on").lower()
+            not in ("0", "off", "false"),
+            llm_payload_max_bytes=_int(env, "CHATPLANE_LLM_PAYLOAD_MAX_BYTES", 32_768),
         )
 
 
@@ -80,10 +122,40 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+INFLIGHT_PER_CORE = 96
+
+
+def default_max_inflight() -> int:
+    """Calls in flight per server process when CHATPLANE_MAX_INFLIGHT is unset: what one
+    process keeps answering promptly (docs/performance.md), a little more where more cores
+    share the Envoy and database work that runs outside the process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return INFLIGHT_PER_CORE * min(max(cores or 1, 1), 2)
+
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+GATEWAY_FILES = "gateway_files"
+"""Where an installed wheel keeps Envoy's files (package data, `chatplane/gateway_files/`;
+pyproject.toml force-includes them from `gen/` and `envoy/`)."""
+
+
+def gateway_file(name: str, source: Path) -> Path:
+    """A file Envoy needs: `source` (the repository's own file) in a checkout or an
+    editable install, else the packaged copy of an installed wheel. The repository's file
+    wins: an editable install also holds copies, made at install time, which go stale
+    as soon as `make gen` or an edit changes the source."""
+    if source.is_file():
+        return source
+    packaged = resources.files("chatplane") / GATEWAY_FILES / name
+    if packaged.is_file():
+        return Path(str(packaged))
+    return source
 
 
 def descriptor_path() -> Path:
     """The descriptor set `make gen` builds, which Envoy's transcoder loads."""
     override = os.environ.get("CHATPLANE_DESCRIPTOR")
-    return Path(override) if override else REPO_ROOT / "gen" / "descriptor.binpb"
+    if override:
+        return Path(override)
+    return gateway_file("descriptor.binpb", REPO_ROOT / "gen" / "descriptor.binpb")

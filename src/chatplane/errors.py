@@ -8,7 +8,7 @@ at fault, extra ErrorInfo metadata and a retry hint in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import ClassVar
 
@@ -60,6 +60,22 @@ class ChatplaneError(Exception):
 class InvalidArgument(ChatplaneError):
     kind = ErrorKind.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
+
+
+class InvalidFields(InvalidArgument):
+    """Invalid input with several problems at once (compile errors): each one a
+    `(field, description)` violation, reported as `google.rpc.BadRequest`."""
+
+    def __init__(
+        self,
+        message: str,
+        violations: Sequence[tuple[str, str]],
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.violations = tuple(violations)
 
 
 class NotFound(ChatplaneError):

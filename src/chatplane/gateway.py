@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import ipaddress
 import json
 import os
 import shutil
 import signal
+import socket
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -24,16 +27,31 @@ from typing import Any, Self
 
 from google.protobuf import descriptor_pb2
 
-ENVOY_DIR = Path(
-    os.environ.get("CHATPLANE_ENVOY_DIR") or Path(__file__).resolve().parents[2] / "envoy"
-)
-"""Where `envoy.yaml.tmpl` and `status.lua` live (the repository's `envoy/` directory)."""
+from chatplane.config import gateway_file
 
 TEMPLATE_NAME = "envoy.yaml.tmpl"
 LUA_NAME = "status.lua"
 
+ENVOY_DIR = Path(
+    os.environ.get("CHATPLANE_ENVOY_DIR")
+    or gateway_file(
+        TEMPLATE_NAME, Path(__file__).resolve().parents[2] / "envoy" / TEMPLATE_NAME
+    ).parent
+)
+"""Where `envoy.yaml.tmpl` and `status.lua` live: the package data of an installed wheel
+(`chatplane/gateway_files/`), else the repository's `envoy/` directory."""
+
 MAX_BODY_SIZE = 8 * 1024 * 1024
 """Largest REST request or response body the transcoder accepts (bytes)."""
+
+MAX_REQUEST_HEADERS_KB = 32
+"""Largest request header block Envoy accepts (KiB); more answers 431."""
+
+MAX_DOWNSTREAM_CONNECTIONS = 10_000
+"""Client connections Envoy holds open at once; beyond, new ones are refused."""
+
+DEFAULT_MAX_UPSTREAM_REQUESTS = 1024
+"""Envoy's circuit breaker on requests in flight to the servers (see the template)."""
 
 STREAM_IDLE_TIMEOUT = "300s"
 UNARY_TIMEOUT = "60s"
@@ -64,8 +82,10 @@ def render_envoy_config(
     grpc_port: int | Sequence[int],
     descriptor: Path,
     admin_address_path: Path | None,
+    admin_socket: Path | None = None,
     host: str = "127.0.0.1",
     grpc_host: str = "127.0.0.1",
+    max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS,
 ) -> str:
     """The Envoy bootstrap (YAML) for a gateway on host:http_port to grpc_host:grpc_port.
 
@@ -74,14 +94,20 @@ def render_envoy_config(
     `http_port` may be 0 (Envoy picks a free port). With `admin_address_path` set, the
     config has an admin interface on 127.0.0.1, port 0; Envoy is then expected to be run
     with `--admin-address-path admin_address_path` to report where it bound. Without it,
-    the config has no admin interface.
+    the config has no admin interface. With `admin_socket` set, the admin interface is
+    that Unix socket instead (mode 0600: only the owner can reach it; the admin interface
+    is unauthenticated and can stop Envoy), and no TCP port is opened for it.
     """
     descriptor = descriptor.resolve()
     services = chatplane_services(descriptor)
     if not services:
         raise ValueError(f"no chatplane.* services in {descriptor}")
     admin = ""
-    if admin_address_path is not None:
+    if admin_socket is not None:
+        admin = "admin: " + json.dumps(
+            {"address": {"pipe": {"path": str(admin_socket), "mode": ADMIN_SOCKET_MODE}}}
+        )
+    elif admin_address_path is not None:
         admin = "admin: " + json.dumps(
             {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
         )
@@ -104,6 +130,9 @@ def render_envoy_config(
         # Room for a maximal body plus framing in Envoy's per-stream buffers.
         "connection_buffer_limit": MAX_BODY_SIZE + 1024 * 1024,
         "stream_idle_timeout": STREAM_IDLE_TIMEOUT,
+        "max_request_headers_kb": MAX_REQUEST_HEADERS_KB,
+        "max_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
+        "max_upstream_requests": max_upstream_requests,
         "unary_timeout": UNARY_TIMEOUT,
     }
     template = Template((ENVOY_DIR / TEMPLATE_NAME).read_text(encoding="utf-8"))
@@ -124,8 +153,15 @@ def find_envoy() -> str:
     return found
 
 
+ADMIN_SOCKET_MODE = 0o600
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
+
+
 def _admin_get(address: str, path: str) -> tuple[int, bytes]:
-    """GET from Envoy's admin interface: (status, body), or (0, b"") when unreachable."""
+    """GET from Envoy's admin interface (`host:port`, or `unix:PATH`): (status, body), or
+    (0, b"") when unreachable."""
+    if address.startswith("unix:"):
+        return _unix_get(address[5:], path)
     url = f"http://{address}{path}"
     request = urllib.request.Request(url)
     try:
@@ -135,6 +171,32 @@ def _admin_get(address: str, path: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except OSError:  # not up yet, or going down
         return 0, b""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix socket (http.client does the framing, chunked included)."""
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__("envoy-admin", timeout=2)
+        self._socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._socket_path)
+        self.sock = sock
+
+
+def _unix_get(socket_path: str, path: str) -> tuple[int, bytes]:
+    connection = _UnixConnection(socket_path)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
+    finally:
+        connection.close()
 
 
 def _listener_port(listeners_json: bytes) -> int | None:
@@ -150,7 +212,8 @@ class EnvoyProcess:
     """One Envoy gateway process. Use `async with EnvoyProcess(...) as envoy:`.
 
     Several can run at once: each uses `--use-dynamic-base-id`, its own work directory and
-    an admin interface on a free port.
+    its own admin interface: a Unix socket `envoy-admin.sock` in the work directory, owner
+    only (in a private temporary directory when that path is too long for a socket).
     """
 
     def __init__(
@@ -166,6 +229,7 @@ class EnvoyProcess:
         log_path: Path | None = None,
         startup_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS,
     ) -> None:
         self._requested_port = http_port
         self._grpc_port = grpc_port
@@ -177,9 +241,11 @@ class EnvoyProcess:
         self._log_path = log_path
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
+        self._max_upstream_requests = max_upstream_requests
         self._process: asyncio.subprocess.Process | None = None
         self._http_port: int | None = None
         self._admin_address: str | None = None
+        self._socket_dir: str | None = None  # a private directory for a long work dir
 
     @property
     def config_path(self) -> Path:
@@ -197,8 +263,28 @@ class EnvoyProcess:
         return self._http_port
 
     @property
+    def admin_socket(self) -> Path:
+        """The admin interface's Unix socket."""
+        inside = self._work_dir.resolve() / "envoy-admin.sock"
+        if len(str(inside)) <= _MAX_SOCKET_PATH:
+            return inside
+        if self._socket_dir is None:
+            self._socket_dir = tempfile.mkdtemp(prefix="chatplane-envoy-")  # mode 0700
+        return Path(self._socket_dir) / "admin.sock"
+
+    async def admin_get(self, path: str) -> tuple[int, bytes]:
+        """GET `path` from the admin interface: (status, body)."""
+        return await asyncio.to_thread(_admin_get, self.admin_address, path)
+
+    async def wait(self) -> int:
+        """Until the Envoy process exits; its exit code (negative: killed by a signal)."""
+        if self._process is None:
+            raise RuntimeError("Envoy is not started")
+        return await self._process.wait()
+
+    @property
     def admin_address(self) -> str:
-        """`host:port` of Envoy's admin interface (known once `start` returned)."""
+        """`unix:PATH` of Envoy's admin interface (known once `start` returned)."""
         if self._admin_address is None:
             raise RuntimeError("Envoy is not started")
         return self._admin_address
@@ -218,12 +304,15 @@ class EnvoyProcess:
                 grpc_port=self._grpc_port,
                 descriptor=self._descriptor,
                 admin_address_path=self.admin_address_path,
+                admin_socket=self.admin_socket,
                 host=self._host,
                 grpc_host=self._grpc_host,
+                max_upstream_requests=self._max_upstream_requests,
             ),
             encoding="utf-8",
         )
         self.admin_address_path.unlink(missing_ok=True)
+        self.admin_socket.unlink(missing_ok=True)
         args = [
             "--config-path",
             str(self.config_path),
@@ -256,7 +345,7 @@ class EnvoyProcess:
         while True:
             if process.returncode is not None:
                 raise RuntimeError(f"envoy exited with code {process.returncode}{self._log_tail()}")
-            address = self._read_admin_address()
+            address = f"unix:{self.admin_socket}" if self.admin_socket.exists() else None
             if address is not None:
                 ready, _ = await asyncio.to_thread(_admin_get, address, "/ready")
                 if ready == 200:
@@ -269,13 +358,6 @@ class EnvoyProcess:
                         self._http_port = port
                         return
             await asyncio.sleep(0.02)
-
-    def _read_admin_address(self) -> str | None:
-        try:
-            text = self.admin_address_path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return text or None
 
     def _log_tail(self) -> str:
         if self._log_path is None or not self._log_path.exists():
@@ -300,6 +382,10 @@ class EnvoyProcess:
         self._process = None
         self._http_port = None
         self._admin_address = None
+        self.admin_socket.unlink(missing_ok=True)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
 
     async def __aenter__(self) -> Self:
         await self.start()

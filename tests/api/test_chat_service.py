@@ -228,14 +228,16 @@ async def test_usage_totals_match_calls(channel: grpc.aio.Channel, tenant: Tenan
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_agent_chat_is_unimplemented(channel: grpc.aio.Channel, tenant: TenantKeys) -> None:
+async def test_agent_chat_without_agents_is_not_found(
+    channel: grpc.aio.Channel, tenant: TenantKeys
+) -> None:
     stub = pb_grpc.ChatServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ChatAgent(
             pb.ChatAgentRequest(project_id="p", message="hi"), metadata=tenant.metadata
         )
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "not built yet" in err.value.details()
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details() == "Project not found or has no agents"
 
 
 async def test_deleted_project_stops_answering_at_once(
@@ -254,7 +256,7 @@ async def test_deleted_project_stops_answering_at_once(
 
 
 async def test_usage_writer_flushes_everything_on_close(app: App) -> None:
-    writer = UsageWriter(app.db, batch_size=3, interval=10.0)
+    writer = UsageWriter(app.db)
     writer.start()
     tenant = await new_tenant(app)
     project = await app.projects.create(tenant.tenant_id, name="usage")

@@ -4,6 +4,7 @@ speaking the Messages API (tests/fakes/anthropic.py), end to end through Envoy."
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from aiohttp import web
 from sqlmodel import col, select
 
 from chatplane.app import App
@@ -44,7 +46,13 @@ async def stack(
     if url.startswith("sqlite"):
         url = f"sqlite+aiosqlite:///{data / 'a.db'}"
     app = App(
-        make_settings(data, url, anthropic_api_key=fake.api_key, anthropic_base_url=fake.base_url)
+        make_settings(
+            data,
+            url,
+            anthropic_api_key=fake.api_key,
+            anthropic_base_url=fake.base_url,
+            tool_allowed_hosts=("127.0.0.1",),  # the test's own tool server
+        )
     )
     await app.start()
     envoy = EnvoyProcess(
@@ -388,3 +396,106 @@ async def test_tenant_credentials_are_used(
 
         tenant = await session.get(Tenant, owner.tenant_id)
         assert tenant is not None and "sk-ant-tenant-own" not in tenant.anthropic_key_encrypted
+
+
+ORDERS = """AGENT: Orders
+GOAL: "Answer order questions with the lookup tool"
+TOOLS:
+  lookup_order(order_id: string) -> {status: string}
+    description: "Look up an order by its id"
+    type: http
+    endpoint: "http://127.0.0.1:PORT/orders/{order_id}"
+    method: GET
+    timeout: 3000
+"""
+
+
+async def test_agent_reasoning_loop_with_a_real_http_tool(
+    stack: Stack, fake: FakeAnthropic, owner: TenantKeys
+) -> None:
+    seen: list[str] = []
+
+    async def order(request: web.Request) -> web.Response:
+        seen.append(request.match_info["order_id"])
+        return web.json_response({"status": f"shipped-{request.match_info['order_id']}"})
+
+    tool_app = web.Application()
+    tool_app.router.add_get("/orders/{order_id}", order)
+    runner = web.AppRunner(tool_app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        pid = await project(stack, owner, defaultModel=MODEL)
+        saved = await stack.http.put(
+            f"/api/projects/{pid}/agents/Orders",
+            json={"source": ORDERS.replace("PORT", str(port))},
+            headers=owner.headers,
+        )
+        assert saved.status_code == 200, saved.text
+        fake.script(
+            ScriptedReply(tool_calls=[FakeToolUse("lookup_order", {"order_id": "A1"})]),
+            ScriptedReply(tool_calls=[FakeToolUse("lookup_order", {"order_id": "B2"})]),
+            ScriptedReply(text="Both orders have shipped."),
+        )
+        reply = await stack.http.post(
+            "/api/v1/chat/agent",
+            json={"projectId": pid, "message": "Where are A1 and B2?"},
+            headers=owner.headers,
+        )
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["response"] == "Both orders have shipped."
+        assert seen == ["A1", "B2"]
+        types = [e["type"] for e in body["traceEvents"]]
+        assert types.count("llm_call") == 3
+        results = [e["data"] for e in body["traceEvents"] if e["type"] == "tool_result"]
+        assert [r["success"] for r in results] == [True, True]
+        llm = [e["data"] for e in body["traceEvents"] if e["type"] == "llm_call"]
+        assert all(d["provider"] == "anthropic" and d["model"] == MODEL for d in llm)
+        assert all(d["estimatedCost"] is not None for d in llm)
+        # The second request carried the first tool's result back to the model.
+        assert "shipped-A1" in json.dumps(fake.requests[-2].body["messages"])
+        rows = [r for r in await _usage_rows(stack.app, pid) if r.session_id == body["sessionId"]]
+        assert len(rows) == 3 and all(r.provider == "anthropic" for r in rows)
+    finally:
+        await runner.cleanup()
+
+
+async def test_attachments_reach_the_model_as_content_blocks(
+    stack: Stack, fake: FakeAnthropic, owner: TenantKeys
+) -> None:
+    from tests.e2e.test_sessions_rest import tiny_pdf, tiny_png, upload
+
+    pid = await project(stack, owner, defaultModel=MODEL)
+    saved = await stack.http.put(
+        f"/api/projects/{pid}/agents/Helper",
+        json={"source": 'AGENT: Helper\nGOAL: "Read what the user sends"\n'},
+        headers=owner.headers,
+    )
+    assert saved.status_code == 200, saved.text
+    first = await stack.http.post(
+        "/api/v1/chat/agent", json={"projectId": pid, "message": "hello"}, headers=owner.headers
+    )
+    sid = first.json()["sessionId"]
+    files = [("scan.pdf", tiny_pdf()), ("pixel.png", tiny_png()), ("notes.txt", b"line one")]
+    ids = [
+        (await upload(stack.http, owner, pid, sid, name, data)).json()["attachmentId"]
+        for name, data in files
+    ]
+    sent = await stack.http.post(
+        "/api/v1/chat/send",
+        json={"sessionId": sid, "message": "Summarize these", "attachmentIds": ids},
+        headers=owner.headers,
+    )
+    assert sent.status_code == 200, sent.text
+    user = fake.last_request.body["messages"][-1]
+    assert user["role"] == "user"
+    kinds = [block["type"] for block in user["content"]]
+    assert "document" in kinds and "image" in kinds
+    document = next(b for b in user["content"] if b["type"] == "document")
+    assert document["source"]["media_type"] == "application/pdf"
+    assert base64.b64decode(document["source"]["data"]) == tiny_pdf()
+    texts = " ".join(b.get("text", "") for b in user["content"])
+    assert "Summarize these" in texts and "line one" in texts and "pixel.png" in texts

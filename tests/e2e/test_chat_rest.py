@@ -175,12 +175,14 @@ async def test_usage_route(http: httpx.AsyncClient, tenant: TenantKeys) -> None:
     }
 
 
-async def test_agent_route_is_501(http: httpx.AsyncClient, tenant: TenantKeys) -> None:
+async def test_agent_route_without_agents_is_404(
+    http: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
     response = await http.post(
         "/api/v1/chat/agent", json={"projectId": "p", "message": "hi"}, headers=tenant.headers
     )
-    assert response.status_code == 501
-    assert "not built yet" in response.json()["message"]
+    assert response.status_code == 404
+    assert response.json()["message"] == "Project not found or has no agents"
 
 
 async def test_session_rate_limit(tmp_path: Path, database_url: str) -> None:

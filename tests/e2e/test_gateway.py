@@ -54,6 +54,21 @@ ERRORS: dict[str, tuple[grpc.StatusCode, str, str | None, bool, bool]] = {
     "gone-late": (grpc.StatusCode.FAILED_PRECONDITION, "Project retired", "410", False, True),
     "limited": (grpc.StatusCode.RESOURCE_EXHAUSTED, "Rate limit", None, True, False),
     "limited-late": (grpc.StatusCode.RESOURCE_EXHAUSTED, "Rate limit", None, True, True),
+    # grpc's own size limits: RESOURCE_EXHAUSTED without Retry-After is not a rate limit.
+    "big-meta": (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "received metadata size exceeds hard limit (17433 vs. 16384); :path:86B x-big:17037B",
+        None,
+        False,
+        False,
+    ),
+    "big-message": (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "Received message larger than max (9437184 vs. 8388608)",
+        None,
+        False,
+        False,
+    ),
 }
 
 
@@ -231,10 +246,9 @@ async def client(envoy: EnvoyProcess) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def admin_get(envoy: EnvoyProcess, path: str) -> str:
-    async with httpx.AsyncClient(timeout=5) as http:
-        response = await http.get(f"http://{envoy.admin_address}{path}")
-        response.raise_for_status()
-        return response.text
+    status, body = await envoy.admin_get(path)
+    assert status == 200, (path, status)
+    return body.decode()
 
 
 def stat(stats: str, name: str) -> int:
@@ -292,10 +306,12 @@ async def test_loaded_config(envoy: EnvoyProcess) -> None:
     assert routes["rest"]["route"]["timeout"] == "60s"
     hcm = next(node for node in walk(dump) if "stream_idle_timeout" in node)
     assert hcm["stream_idle_timeout"] == "300s"
-    transcoder = next(node for node in walk(dump) if "proto_descriptor" in node)
-    assert transcoder["services"] == chatplane_services(DESCRIPTOR)
-    assert transcoder["max_request_body_size"] == 8 * MIB
+    # The filter's own config (the attachments route overrides it with a larger body limit).
+    transcoders = [node for node in walk(dump) if "proto_descriptor" in node]
+    transcoder = next(t for t in transcoders if t["max_request_body_size"] == 8 * MIB)
+    assert all(t["services"] == chatplane_services(DESCRIPTOR) for t in transcoders)
     assert transcoder["max_response_body_size"] == 8 * MIB
+    assert {t["max_request_body_size"] for t in transcoders} == {8 * MIB, 64 * MIB}
     filters = next(node["http_filters"] for node in walk(dump) if "http_filters" in node)
     names = [f["name"] for f in filters]
     assert names.index("envoy.filters.http.lua") < names.index(
@@ -433,6 +449,26 @@ async def test_error_status_codes(client: httpx.AsyncClient, pid: str, status: i
         assert response.headers["x-ratelimit-limit"] == "600"
         assert response.headers["x-ratelimit-remaining"] == "0"
         assert response.headers["x-ratelimit-reset"] == "42"
+
+
+@pytest.mark.parametrize(
+    ("pid", "status", "message"),
+    [("big-meta", 431, "Request headers too large"), ("big-message", 413, "Request too large")],
+)
+async def test_grpc_size_limits_are_not_429(
+    client: httpx.AsyncClient, pid: str, status: int, message: str
+) -> None:
+    response = await client.get(f"/api/projects/{pid}")
+    assert response.status_code == status, response.text
+    assert response.json()["message"] == message  # not grpc's list of header sizes
+    assert "retry-after" not in response.headers
+
+
+async def test_oversized_request_headers_are_431(client: httpx.AsyncClient) -> None:
+    for size in (40_000, 70_000):
+        response = await client.get("/api/projects/p1", headers={"x-big": "z" * size})
+        assert response.status_code == 431
+        assert response.json()["details"][0]["reason"] == "HEADERS_TOO_LARGE"
 
 
 async def test_no_content(client: httpx.AsyncClient) -> None:

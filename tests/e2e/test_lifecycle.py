@@ -95,14 +95,20 @@ async def _read_port(proc: asyncio.subprocess.Process) -> int:
             return int(found.group(1))
 
 
-async def _start_server(data_dir: Path) -> tuple[asyncio.subprocess.Process, int]:
+async def _start_server(
+    data_dir: Path, *, token_delay_ms: int = 40, grace_seconds: float = 10, **extra: str
+) -> tuple[asyncio.subprocess.Process, int]:
     env = {
         **os.environ,
         "CHATPLANE_DATA_DIR": str(data_dir),
         "CHATPLANE_GRPC_PORT": "0",
         "CHATPLANE_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
-        "CHATPLANE_LOCAL_TOKEN_DELAY_MS": "40",
-        "CHATPLANE_SHUTDOWN_GRACE_SECONDS": "10",
+        "CHATPLANE_LOCAL_TOKEN_DELAY_MS": str(token_delay_ms),
+        "CHATPLANE_SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
+        "CHATPLANE_RATE_LIMIT_PER_MINUTE": "0",
+        "CHATPLANE_RATE_LIMIT_PER_HOUR": "0",
+        "CHATPLANE_SESSION_RATE_LIMIT_PER_MINUTE": "0",
+        **extra,
     }
     env.pop("CHATPLANE_DATABASE_URL", None)
     env.pop("ANTHROPIC_API_KEY", None)
@@ -162,6 +168,63 @@ async def test_sigterm_drains_in_flight_stream(tmp_path: Path, database_url: str
             )
             assert usage.summary.request_count == 1
             assert usage.summary.total_tokens == total
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_sigterm_ends_streams_past_the_grace_period_in_band(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Issue 12, item 7: a stream still running when the grace period ends gets an `error`
+    event ("server shutting down", retryable) instead of just stopping, and its usage
+    records the tokens actually delivered (status cancelled)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("runs the default embedded configuration")
+    from chatplane.llm.local import count_tokens
+
+    text = "tell me a long story " * 100  # 500 tokens at 40 ms: far beyond the grace
+    proc, port = await _start_server(tmp_path, grace_seconds=1)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            pid = (
+                await project_grpc.ProjectServiceStub(channel).CreateProject(
+                    project_pb.CreateProjectRequest(name="cut"), metadata=ADMIN
+                )
+            ).project.id
+            request = chat_pb.CompleteChatRequest(
+                project_id=pid,
+                messages=[
+                    chat_pb.ChatMessage(role="user", content=struct_pb2.Value(string_value=text))
+                ],
+            )
+            events = []
+            call = chat_grpc.ChatServiceStub(channel).StreamChat(request, metadata=ADMIN)
+            async for event in call:
+                events.append(event)
+                if len(events) == 3:
+                    proc.send_signal(signal.SIGTERM)
+            assert await call.code() == grpc.StatusCode.OK  # ended, not reset
+        kinds = [e.WhichOneof("event") for e in events]
+        assert kinds[0] == "metadata" and kinds[-1] == "error", kinds[-3:]
+        assert events[-1].error.error == "server shutting down"
+        deltas = [e.text_delta.delta for e in events if e.WhichOneof("event") == "text_delta"]
+        assert 10 < len(deltas) < 200  # cut after about 1 s of 40 ms tokens
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    proc, port = await _start_server(tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            usage = await chat_grpc.ChatServiceStub(channel).GetChatUsage(
+                chat_pb.GetChatUsageRequest(project_id=pid), metadata=ADMIN
+            )
+        assert usage.summary.request_count == 1
+        delivered = sum(count_tokens(d) for d in deltas)
+        assert usage.summary.total_tokens == count_tokens(text) + delivered
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0

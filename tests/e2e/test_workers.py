@@ -72,7 +72,9 @@ def _run_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-async def _start_run(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+async def _start_run(
+    env: dict[str, str], *, stderr: int = asyncio.subprocess.DEVNULL
+) -> tuple[asyncio.subprocess.Process, str]:
     """Start `chatplane run` and read its banner, up to the Envoy admin line."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -81,7 +83,7 @@ async def _start_run(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, s
         "run",
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
     assert proc.stdout is not None
     text = ""
@@ -106,7 +108,7 @@ async def test_two_workers_share_the_traffic_and_stop_together(
     proc, text = await _start_run(env)
     try:
         rest = re.search(r"REST \(Envoy\): (http://\S+)", text)
-        admin = re.search(r"Envoy admin:\s+(http://\S+)", text)
+        admin = re.search(r"Envoy admin:\s+unix:(\S+)", text)
         ports = re.findall(r"127\.0\.0\.1:(\d+)", text.split("gRPC:")[1].split("\n")[0])
         assert rest and admin and len(ports) == 2
         headers = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -118,7 +120,9 @@ async def test_two_workers_share_the_traffic_and_stop_together(
             for _ in range(10):  # every worker sees the same database
                 got = await http.get(f"{rest.group(1)}/api/projects/{pid}", headers=headers)
                 assert got.status_code == 200
-            clusters = (await http.get(f"{admin.group(1)}/clusters")).text
+            from chatplane.gateway import _unix_get
+
+            clusters = (await asyncio.to_thread(_unix_get, admin.group(1), "/clusters"))[1].decode()
         served = {
             port: int(n)
             for port, n in re.findall(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from google.api import httpbody_pb2
+
 from chatplane.chat.types import ChatEvent, StreamCompleted, StreamFailed, StreamMetadata
 from chatplane.chat.v1 import chat_service_pb2 as pb
 from chatplane.llm.types import TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart, UsageUpdate
@@ -55,8 +57,8 @@ def fields(event: ChatEvent) -> tuple[str, dict[str, Any]]:
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
             }
-        case StreamFailed(error):
-            return "error", {"error": error}
+        case StreamFailed(error, retryable):
+            return "error", {"error": error, "retryable": True} if retryable else {"error": error}
         case StreamCompleted(usage, cost, latency):
             return "complete", {
                 "input_tokens": usage.input_tokens,
@@ -81,3 +83,14 @@ def to_proto(event: ChatEvent) -> pb.StreamChatResponse:
     name, values = fields(event)
     message = _MESSAGES[name](**{k: v for k, v in values.items() if v is not None})
     return pb.StreamChatResponse(**{name: message})
+
+
+SHUTTING_DOWN = StreamFailed("server shutting down", retryable=True)
+
+# The last message of a stream cut at the end of the shutdown grace period, per method.
+SHUTDOWN_MESSAGES: dict[str, Any] = {
+    "/chatplane.chat.v1.ChatService/StreamChat": lambda: to_proto(SHUTTING_DOWN),
+    "/chatplane.chat.v1.ChatService/StreamChatSse": lambda: httpbody_pb2.HttpBody(
+        content_type="text/event-stream", data=sse_frame(SHUTTING_DOWN)
+    ),
+}

@@ -15,6 +15,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+MAX_CHUNK = 1024 * 1024
+"""Largest piece yielded at once. The output is a byte stream (SSE), so a frame larger than
+this (a model echoing megabytes in one delta) leaves in several messages, each well under
+grpc's send limit; the client sees the same bytes."""
+
 _END = object()
 
 
@@ -45,7 +50,9 @@ async def coalesce(
                 parts.append(queue.get_nowait())
             frames = [p for p in parts if isinstance(p, bytes)]
             if frames:
-                yield b"".join(frames)
+                data = b"".join(frames)
+                for start in range(0, len(data), MAX_CHUNK):
+                    yield data[start : start + MAX_CHUNK]
             last = parts[-1]
             if last is _END:
                 return

@@ -7,6 +7,7 @@ set here are visible to servicers).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -18,10 +19,12 @@ from typing import Any, NoReturn, cast
 import grpc
 
 from chatplane.api import call
-from chatplane.api.errors import to_status
+from chatplane.api.drain import Drain
+from chatplane.api.errors import ResponseTooLarge, to_status
 from chatplane.api.limits import check_request
-from chatplane.errors import ChatplaneError
+from chatplane.errors import ChatplaneError, InvalidArgument, Unavailable
 from chatplane.iam.auth import Authenticator
+from chatplane.kit.admission import InflightLimiter
 from chatplane.ratelimit import RateLimiter, admit
 
 access_log = logging.getLogger("chatplane.access")
@@ -30,8 +33,55 @@ log = logging.getLogger("chatplane.api")
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncGenerator[Any, None]]
 
+_SHUTTING_DOWN = "Server shutting down"
+
 # Methods outside chatplane (health, reflection) are public.
 PROTECTED_PREFIX = "/chatplane."
+
+
+class UndecodableRequest:
+    """Stands in for a request whose bytes protobuf refused (invalid UTF-8 in a string,
+    nesting deeper than the decoder allows): the call answers 400 before authentication
+    instead of grpc's own UNKNOWN with the exception class in its text."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def error(self) -> InvalidArgument:
+        return InvalidArgument(self.message, reason="UNDECODABLE_REQUEST")
+
+
+def _decode_failure(exc: Exception) -> UndecodableRequest:
+    text = str(exc)
+    if "UTF-8" in text:
+        return UndecodableRequest("Invalid request: a text field is not valid UTF-8")
+    if "Depth" in text or "deep" in text:
+        return UndecodableRequest(
+            "Invalid request: JSON nested too deeply (at most about 30 levels)"
+        )
+    return UndecodableRequest("Invalid request: the request could not be decoded")
+
+
+def _safe_deserializer(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def run(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # a client's mistake: no traceback, a 400
+            return _decode_failure(exc)
+
+    return run
+
+
+def _check_decoded(request: Any) -> None:
+    """Refuse an undecodable request, then check identifier/name limits."""
+    if isinstance(request, UndecodableRequest):
+        raise request.error()
+    check_request(request)
 
 
 def _headers(ctx: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
@@ -51,10 +101,33 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         authenticator: Authenticator,
         limiter: RateLimiter,
         scopes: Mapping[str, str],
+        max_reply_bytes: int | None = None,
+        drain: Drain | None = None,
+        shutdown_messages: Mapping[str, Callable[[], Any]] | None = None,
+        inflight: InflightLimiter | None = None,
+        public_methods: frozenset[str] = frozenset(),
     ) -> None:
         self._auth = authenticator
+        # The only methods publishable (`pk_live_`) keys may call: the Chat API.
+        self._public = public_methods
         self._limiter = limiter
         self._scopes = dict(scopes)
+        # grpc's send limit: a larger reply is refused here with a clear status, instead of
+        # grpc's own RESOURCE_EXHAUSTED (HTTP 429, no Retry-After, a traceback in the log).
+        self._max_reply = max_reply_bytes
+        # Streams still running at the end of the shutdown grace period end with the
+        # method's last message (see api/drain.py).
+        self._drain = drain or Drain()
+        self._shutdown_messages = dict(shutdown_messages or {})
+        # Calls in flight in this process: beyond the limit, 503 at once (before auth).
+        self._inflight = inflight
+
+    def _check_size(self, message: Any) -> None:
+        if self._max_reply is not None and message.ByteSize() > self._max_reply:
+            raise ResponseTooLarge(
+                f"Response too large: over the {self._max_reply // (1024 * 1024)} MiB limit; "
+                "ask for less (a shorter input or a lower maxTokens)"
+            )
 
     async def intercept_service(
         self,
@@ -70,13 +143,13 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_safe_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_safe_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler  # no client-streaming RPCs in the contract
@@ -89,6 +162,9 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         principal = await self._auth.authenticate(headers)
         state.principal = principal
         principal.require(scope)
+        principal.require_route(
+            public_route=state.method in self._public, origin=headers.get("origin", "")
+        )
         decision = await admit(
             self._limiter,
             principal.tenant_id,
@@ -96,6 +172,14 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             reason="RATE_LIMIT_EXCEEDED",
         )
         state.response_headers.update(decision.headers())
+
+    def _enter(self) -> bool:
+        """Take an in-flight slot or shed the call; True when a slot must be released."""
+        if self._inflight is None:
+            return False
+        if not self._inflight.try_acquire():
+            raise self._inflight.refusal()
+        return True
 
     def _start(self, method: str, headers: dict[str, str]) -> call.CallState:
         state = call.CallState(method, headers.get("x-request-id") or uuid.uuid4().hex)
@@ -116,18 +200,27 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             headers = _headers(ctx)
             state = self._start(method, headers)
+            held = False
             try:
-                check_request(request)  # before any auth or storage work
+                _check_decoded(request)  # before any auth or storage work
+                held = self._enter()
                 await self._admit(state, headers)
                 response = await behavior(request, ctx)
+                self._check_size(response)
                 await ctx.send_initial_metadata(tuple(state.response_headers.items()))
                 return response
             except Exception as exc:
                 await self._fail(ctx, state, exc)
             finally:
+                if held:
+                    self._release()
                 _log(state, ctx, started)
 
         return wrapped
+
+    def _release(self) -> None:
+        if self._inflight is not None:
+            self._inflight.release()
 
     def _wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         async def wrapped(
@@ -137,22 +230,38 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             headers = _headers(ctx)
             state = self._start(method, headers)
             first = True
+            task = self._drain.enter()
+            held = False
             try:
-                check_request(request)  # before any auth or storage work
+                _check_decoded(request)  # before any auth or storage work
+                held = self._enter()
                 await self._admit(state, headers)
                 # aclosing: a client that goes away closes the servicer's stream at once
                 # (and with it the upstream call), not whenever it is garbage-collected.
                 async with contextlib.aclosing(behavior(request, ctx)) as messages:
                     async for message in messages:
+                        self._check_size(message)
                         if first:
                             # Headers go out with the first message, so an error raised
                             # before it is still a trailers-only status (a real HTTP error).
                             await ctx.send_initial_metadata(tuple(state.response_headers.items()))
                             first = False
                         yield message
+            except asyncio.CancelledError:
+                if not self._drain.was_shut(task):
+                    raise  # the client went away
+                # The shutdown grace period is over: end in-band, not silently.
+                final = self._shutdown_messages.get(method)
+                if first or final is None:
+                    await self._fail(ctx, state, Unavailable(_SHUTTING_DOWN, retry_after=1))
+                else:
+                    yield final()
             except Exception as exc:
                 await self._fail(ctx, state, exc)
             finally:
+                if held:
+                    self._release()
+                self._drain.leave(task)
                 _log(state, ctx, started)
 
         return wrapped

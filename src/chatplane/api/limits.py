@@ -4,10 +4,12 @@ Checked in the interceptor before authentication and before anything is stored o
 in memory (a 7 MB `sessionId` must never reach the usage table or the rate limiter).
 The rules follow field names, so a new field is covered by how it is named:
 
-- identifiers (`id`, `*_id`, `default_model`): 1-128 of `[A-Za-z0-9._:-]` (empty means
-  unset where the field is optional; the service says when it is required);
+- identifiers (`id`, `*_id`, `default_model`, `agent_name`, `entry_agent_name`): 1-128 of
+  `[A-Za-z0-9._:-]` (empty means unset where the field is optional; the service says when
+  it is required, and applies narrower rules such as agent names' 1-64 of `[A-Za-z0-9_-]`);
 - names (`name`, `label`): at most 200 characters, no control characters (NUL included);
-- free text (`description`, `message`, `arguments`): bounded by the request size limit;
+- free text (`description`, `message`, `arguments`, `source`, `content`, `comment`):
+  bounded by the request size limit;
 - every other string (tier, role, scopes, dates, ...): at most 128 characters, no
   control characters.
 
@@ -32,9 +34,10 @@ MAX_NAME = 200
 MAX_TOKEN = 128
 _ID = re.compile(r"[A-Za-z0-9._:\-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_FREE_TEXT = frozenset({"description", "message", "arguments"})
+_FREE_TEXT = frozenset({"description", "message", "arguments", "source", "content", "comment"})
 _NAMES = frozenset({"name", "label"})
-_ID_FIELDS = frozenset({"id", "default_model"})
+# Agent names (1-64 of [A-Za-z0-9_-], the service's rule) are a subset of the id rule.
+_ID_FIELDS = frozenset({"id", "default_model", "agent_name", "entry_agent_name"})
 _USER_DATA = frozenset(
     {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 )

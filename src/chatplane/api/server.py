@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,21 +11,46 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chatplane.agent.v1 import (
+    agent_service_pb2,
+    agent_service_pb2_grpc,
+    deployment_service_pb2,
+    deployment_service_pb2_grpc,
+)
+from chatplane.agents.deployments import DeploymentService
+from chatplane.agents.service import AgentService
+from chatplane.analytics.service import AnalyticsService
+from chatplane.analytics.v1 import analytics_service_pb2, analytics_service_pb2_grpc
+from chatplane.api.chat_wire import SHUTDOWN_MESSAGES
+from chatplane.api.drain import Drain
 from chatplane.api.interceptor import ApiInterceptor
-from chatplane.api.servicers import chat, keys, projects
+from chatplane.api.overload import overload_limiter
+from chatplane.api.servicers import agents, analytics, chat, chats, keys, projects, sessions
 from chatplane.chat.service import ChatService
 from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
+from chatplane.chatapi.v1 import chat_api_service_pb2, chat_api_service_pb2_grpc
+from chatplane.config import default_max_inflight
 from chatplane.iam.auth import Authenticator
 from chatplane.iam.service import IamService
 from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
 from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
 from chatplane.projects.service import ProjectService
 from chatplane.ratelimit import RateLimiter
+from chatplane.session.v1 import session_service_pb2, session_service_pb2_grpc
+from chatplane.sessions.chats import ChatApi
+from chatplane.sessions.service import SessionService
+from chatplane.sessions.turn import TurnService
 from chatplane.usage.service import UsageService
 
 log = logging.getLogger("chatplane.server")
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # matches the gateway's body limit
+STREAM_END_SECONDS = 1.0  # after the grace period: time for streams to send their last event
+# Request metadata grpc accepts. Envoy refuses REST headers over 32 KiB first (431); what it
+# forwards (the client's headers plus its own, the path twice) stays below this, so grpc's
+# own limit (RESOURCE_EXHAUSTED, HTTP 429, and at random between its soft and hard limits)
+# never answers a REST call. Soft and hard limits are equal: no randomness.
+MAX_METADATA_BYTES = 96 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,30 +63,58 @@ class Services:
     projects: ProjectService
     chats: ChatService
     usage: UsageService
+    agents: AgentService
+    deployments: DeploymentService
+    turns: TurnService
+    sessions: SessionService
+    chat_api: ChatApi
+    analytics: AnalyticsService | None = None
 
 
 class GrpcServer:
-    def __init__(self, services: Services, *, host: str, port: int) -> None:
+    def __init__(self, services: Services, *, host: str, port: int, max_inflight: int = 0) -> None:
         self._app = services
         self._host = host
         self._requested_port = port
         self.port = 0
         self.health = health.aio.HealthServicer()
+        self.drain = Drain()
+        self.inflight = overload_limiter(max_inflight or default_max_inflight())
         self._server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
 
     async def start(self) -> None:
         app = self._app
-        scope_table = {**projects.SCOPES, **keys.SCOPES, **chat.SCOPES}
+        scope_table = {
+            **projects.SCOPES,
+            **keys.SCOPES,
+            **chat.SCOPES,
+            **agents.SCOPES,
+            **sessions.SCOPES,
+            **chats.SCOPES,
+            **analytics.SCOPES,
+        }
+        # Attachment uploads are the only larger requests (the gateway raises its limit
+        # for that route alone); grpc's receive limit is per server.
+        receive_limit = max(MAX_MESSAGE_BYTES, app.sessions.max_attachment_bytes + 1024 * 1024)
         server = grpc.aio.server(
             interceptors=[
                 ApiInterceptor(
-                    authenticator=app.authenticator, limiter=app.limiter, scopes=scope_table
+                    authenticator=app.authenticator,
+                    limiter=app.limiter,
+                    scopes=scope_table,
+                    max_reply_bytes=MAX_MESSAGE_BYTES,
+                    drain=self.drain,
+                    shutdown_messages=SHUTDOWN_MESSAGES,
+                    inflight=self.inflight,
+                    public_methods=chats.PUBLIC_METHODS,
                 )
             ],
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", receive_limit),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+                ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
         )
@@ -71,14 +125,38 @@ class GrpcServer:
             keys.ApiKeyServicer(app.iam, app.authenticator), server
         )
         chat_service_pb2_grpc.add_ChatServiceServicer_to_server(
-            chat.ChatServicer(app.chats, app.usage, app.projects), server
+            chat.ChatServicer(app.chats, app.usage, app.projects, app.turns), server
         )
+        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(
+            agents.AgentServicer(app.agents), server
+        )
+        deployment_service_pb2_grpc.add_DeploymentServiceServicer_to_server(
+            agents.DeploymentServicer(app.deployments), server
+        )
+        session_service_pb2_grpc.add_SessionServiceServicer_to_server(
+            sessions.SessionServicer(app.sessions), server
+        )
+        chat_api_service_pb2_grpc.add_ChatApiServiceServicer_to_server(
+            chats.ChatApiServicer(app.chat_api), server
+        )
+        if app.analytics is not None:
+            analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
+                analytics.AnalyticsServicer(app.analytics), server
+            )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         self._service_names = [
             project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"].full_name,
             api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
             chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+            agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+            deployment_service_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
+            session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
+            chat_api_service_pb2.DESCRIPTOR.services_by_name["ChatApiService"].full_name,
         ]
+        if app.analytics is not None:
+            self._service_names.append(
+                analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+            )
         missing = _unlisted_methods(self._service_names, scope_table)
         if missing:
             raise RuntimeError(f"methods without an access policy: {missing}")
@@ -102,11 +180,21 @@ class GrpcServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gRPC listening on %s:%d", self._host, self.port)
 
+    @property
+    def service_names(self) -> list[str]:
+        """Full names of the chatplane services this server registered."""
+        return list(self._service_names)
+
     async def stop(self, grace: float) -> None:
-        """Stop accepting; in-flight calls finish within `grace` seconds."""
+        """Stop accepting; in-flight calls finish within `grace` seconds. Streams still
+        running then end with an in-band "server shutting down" (api/drain.py), given
+        STREAM_END_SECONDS more to send it; anything left after that is cut."""
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
-            await self._server.stop(grace)
+            stopping = asyncio.create_task(self._server.stop(grace + STREAM_END_SECONDS))
+            await asyncio.sleep(0)  # the server stops accepting first
+            await self.drain.run(grace)
+            await stopping
             self._server = None
 
     async def wait(self) -> None:

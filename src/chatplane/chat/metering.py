@@ -7,13 +7,45 @@ from collections.abc import Callable
 
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
+from chatplane.llm.local import count_input_tokens, count_tokens
 from chatplane.llm.pricing import PriceTable
-from chatplane.llm.types import TokenUsage
+from chatplane.llm.types import (
+    CompletionParams,
+    ProviderEvent,
+    TextDelta,
+    TokenUsage,
+    ToolCallDelta,
+    ToolCallStart,
+)
 from chatplane.usage.types import UsageRow
 
 
 def _ms(since: float) -> int:
     return round((time.perf_counter() - since) * 1000)
+
+
+def delivered_usage(
+    reported: TokenUsage, params: CompletionParams, delivered: list[ProviderEvent]
+) -> TokenUsage:
+    """Tokens of a stream cut short: what the provider reported so far, or, where it had not
+    reported yet (Anthropic sends output tokens only at the end), the count of what was
+    delivered by the local tokenizer's rule (exact for the local model, an estimate for
+    others). Input tokens likewise fall back to counting the request."""
+    output = 0
+    for event in delivered:
+        if isinstance(event, TextDelta):
+            output += count_tokens(event.delta)
+        elif isinstance(event, ToolCallStart):
+            output += count_tokens(event.name)
+        elif isinstance(event, ToolCallDelta):
+            output += count_tokens(event.arguments)
+    input_tokens = reported.input_tokens or count_input_tokens(params.messages, params.tools)
+    return TokenUsage(
+        input_tokens=input_tokens,
+        output_tokens=max(reported.output_tokens, output),
+        cache_read_tokens=reported.cache_read_tokens,
+        cache_write_tokens=reported.cache_write_tokens,
+    )
 
 
 class Meter:
@@ -87,24 +119,29 @@ class Meter:
         return self.cost
 
     def record(self, status: str) -> None:
-        """Hand the usage row to the writer: `ok`, `error` or `cancelled`. Once only."""
+        """Hand the usage row to the sink: `ok`, `error` or `cancelled`. Once only."""
+        row = self.take(status)
+        if row is not None:
+            self._sink(row)
+
+    def take(self, status: str) -> UsageRow | None:
+        """The usage row, once (None afterwards): for a caller that stores it itself and
+        waits until it is durable."""
         if self._recorded:
-            return
+            return None
         self._recorded = True
         usage = self.usage
-        self._sink(
-            {
-                **self._row,
-                "id": cuid(),
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cache_read_tokens": usage.cache_read_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "cost": self.cost,
-                "latency_ms": self.elapsed_ms(),
-                "ttft_ms": self.ttft_ms,
-                "finish_reason": self.finish_reason,
-                "status": status,
-                "created_at": utcnow(),
-            }
-        )
+        return {
+            **self._row,
+            "id": cuid(),
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cost": self.cost,
+            "latency_ms": self.elapsed_ms(),
+            "ttft_ms": self.ttft_ms,
+            "finish_reason": self.finish_reason,
+            "status": status,
+            "created_at": utcnow(),
+        }

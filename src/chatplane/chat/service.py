@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from typing import Protocol
 
-from chatplane.chat.metering import Meter
+from chatplane.chat.metering import Meter, delivered_usage
 from chatplane.chat.resolution import Resolution, resolve_model
 from chatplane.chat.types import (
     ChatEvent,
@@ -27,12 +28,20 @@ from chatplane.iam.security import SecretBox
 from chatplane.kit.cache import TtlCache
 from chatplane.llm.pricing import PriceTable
 from chatplane.llm.registry import ProviderRegistry
-from chatplane.llm.types import CompletionParams, Finish, Provider, UsageUpdate
+from chatplane.llm.types import CompletionParams, Finish, Provider, ProviderEvent, UsageUpdate
 from chatplane.projects.repository import ProjectRepository
 from chatplane.projects.types import tier_models
 from chatplane.ratelimit import RateLimiter, admit
 from chatplane.storage.db import Database
 from chatplane.usage.types import UsageRow
+
+
+class UsageSink(Protocol):
+    """Where usage rows go (the usage writer): `write` returns once a row is durable."""
+
+    def record(self, row: UsageRow) -> None: ...
+
+    async def write(self, row: UsageRow) -> None: ...
 
 
 class ChatService:
@@ -44,7 +53,7 @@ class ChatService:
         *,
         box: SecretBox,
         prices: PriceTable,
-        usage: Callable[[UsageRow], None],
+        usage: UsageSink,
         providers: ProviderRegistry,
         server_anthropic_key: str | None,
         session_limiter: RateLimiter | None = None,
@@ -53,7 +62,7 @@ class ChatService:
         self._db = db
         self._box = box
         self._prices = prices
-        self._record = usage
+        self._usage = usage
         self._providers = providers
         self._server_key = server_anthropic_key
         self._session_limiter = session_limiter
@@ -88,6 +97,18 @@ class ChatService:
         """Drop cached settings after a change to the tenant or one of its projects."""
         self._configs.discard_where(lambda key, _: key[0] == tenant_id)
 
+    async def resolve(
+        self, tenant_id: str, project_id: str, *, model_id: str = "", tier: str = ""
+    ) -> tuple[Resolution, Provider]:
+        """The model and provider that answer for a project (the agent runtime uses it too)."""
+        config = await self._config(tenant_id, project_id)
+        resolution = resolve_model(config, model_id=model_id, tier=tier)
+        return resolution, self._providers.get(resolution.provider, resolution.credential)
+
+    @property
+    def prices(self) -> PriceTable:
+        return self._prices
+
     async def prepare(
         self, tenant_id: str, request: ChatRequest
     ) -> tuple[Resolution, Provider, CompletionParams]:
@@ -100,9 +121,9 @@ class ChatService:
                 message="Session message rate limit exceeded",
                 reason="SESSION_RATE_LIMIT_EXCEEDED",
             )
-        config = await self._config(tenant_id, request.project_id)
-        resolution = resolve_model(config, model_id=request.model_id, tier=request.tier)
-        provider = self._providers.get(resolution.provider, resolution.credential)
+        resolution, provider = await self.resolve(
+            tenant_id, request.project_id, model_id=request.model_id, tier=request.tier
+        )
         params = CompletionParams(
             model=resolution.model,
             messages=request.messages,
@@ -116,7 +137,7 @@ class ChatService:
         self, tenant_id: str, request: ChatRequest, model: str, provider: str, started: float
     ) -> Meter:
         return Meter(
-            self._record,
+            self._usage.record,
             self._prices,
             started=started,
             tenant_id=tenant_id,
@@ -136,7 +157,7 @@ class ChatService:
             meter.record("error" if isinstance(exc, Exception) else "cancelled")
             raise
         cost = meter.finished(result.finish_reason, result.usage)
-        meter.record("ok")
+        await self._store(meter, "ok")  # acknowledged only once its usage is durable
         return ChatResult(
             content=result.content,
             tool_calls=result.tool_calls,
@@ -146,6 +167,12 @@ class ChatService:
             estimated_cost=cost,
             latency_ms=meter.elapsed_ms(),
         )
+
+    async def _store(self, meter: Meter, status: str) -> None:
+        """Write the call's usage row and wait until it is durable (once per call)."""
+        row = meter.take(status)
+        if row is not None:
+            await self._usage.write(row)
 
     async def stream(self, tenant_id: str, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         """Events as the model emits them.
@@ -161,6 +188,7 @@ class ChatService:
         finish: Finish | None = None
         started_streaming = False
         status = "ok"
+        delivered: list[ProviderEvent] = []  # what reached the caller, for a cut stream
         try:
             async with contextlib.aclosing(provider.stream(params)) as events:
                 async for event in events:
@@ -174,24 +202,29 @@ class ChatService:
                         meter.progress(event.usage)  # sent once, at the end
                     else:
                         meter.first_output()
+                        delivered.append(event)
                         yield event
             if finish is None:  # provider contract: Finish ends every successful stream
                 raise Unavailable("The model stream ended before it finished")
             cost = meter.finished(finish.finish_reason, finish.usage)
             yield UsageUpdate(finish.usage)
+            await self._store(meter, "ok")  # `complete` leaves once the usage is durable
             yield StreamCompleted(finish.usage, cost, meter.elapsed_ms())
         except ChatplaneError as exc:
             status = "error"
             if not started_streaming:
                 raise
+            await self._store(meter, status)
             yield StreamFailed(exc.message)
         except Exception:
             status = "error"
             if not started_streaming:
                 raise
+            await self._store(meter, status)
             yield StreamFailed("Internal error")
-        except BaseException:  # cancelled: the client went away
+        except BaseException:  # cancelled: the client went away, or shutdown cut it
             status = "cancelled"
+            meter.progress(delivered_usage(meter.usage, params, delivered))
             raise
         finally:
             meter.record(status)

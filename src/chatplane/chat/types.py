@@ -53,6 +53,7 @@ class StreamMetadata:
 @dataclass(frozen=True, slots=True)
 class StreamFailed:
     error: str
+    retryable: bool = False  # the same request may succeed later (e.g. server shutting down)
 
 
 @dataclass(frozen=True, slots=True)

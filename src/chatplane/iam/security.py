@@ -17,6 +17,15 @@ def new_api_key_secret() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+PUBLISHABLE_PREFIX = "pk_live_"
+
+
+def new_publishable_secret() -> str:
+    """A fresh publishable key: `pk_live_` and 256 random bits (safe in a browser: it
+    reaches only the Chat API, from its allowed origins)."""
+    return PUBLISHABLE_PREFIX + secrets.token_urlsafe(32)
+
+
 def hash_secret(secret: str) -> str:
     """SHA-256 hex. Secrets are 256-bit random values, so a fast hash is safe here."""
     return hashlib.sha256(secret.encode()).hexdigest()

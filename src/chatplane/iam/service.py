@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from collections.abc import Callable, Sequence
 
@@ -13,8 +15,21 @@ from chatplane.iam.repository import (
     JwtClientRepository,
     TenantRepository,
 )
-from chatplane.iam.security import SecretBox, hash_secret, new_api_key_secret
-from chatplane.iam.types import ApiKeyInfo, Bootstrap, CreatedClient, CreatedKey
+from chatplane.iam.security import (
+    SecretBox,
+    hash_secret,
+    new_api_key_secret,
+    new_publishable_secret,
+)
+from chatplane.iam.types import (
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    ApiKeyInfo,
+    Bootstrap,
+    CreatedClient,
+    CreatedKey,
+    normalize_origin,
+)
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
 from chatplane.storage.db import Database, UnitOfWork
@@ -47,6 +62,27 @@ def _within(granter: frozenset[str] | None, scopes: Sequence[str], action: str) 
             reason="SCOPE_ESCALATION",
             metadata={"missing_scopes": " ".join(missing)},
         )
+
+
+PUBLISHABLE_SCOPES = (scope_names.SESSION_READ, scope_names.SESSION_EXECUTE)
+MAX_ORIGINS = 20
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _validate_origins(origins: Sequence[str]) -> list[str]:
+    """1 to 20 origins, each `http(s)://host[:port]` (no path), normalized."""
+    cleaned = list(dict.fromkeys(normalize_origin(o) for o in origins if o.strip()))
+    if not 1 <= len(cleaned) <= MAX_ORIGINS:
+        raise InvalidArgument(
+            f"A publishable key needs 1 to {MAX_ORIGINS} allowedOrigins", field="allowedOrigins"
+        )
+    for origin in cleaned:
+        if not _ORIGIN.fullmatch(origin):
+            raise InvalidArgument(
+                "Each allowed origin must be scheme://host[:port], e.g. https://shop.example.com",
+                field="allowedOrigins",
+            )
+    return cleaned
 
 
 def _validate_name(name: str) -> str:
@@ -146,11 +182,36 @@ class IamService:
         scopes: Sequence[str],
         *,
         granter: frozenset[str] | None = None,
+        key_type: str = "",
+        allowed_origins: Sequence[str] = (),
     ) -> CreatedKey:
-        """A new key. `granter`: the caller's scopes; a key grants no more than those."""
-        granted = _validate_scopes(scopes)
+        """A new key. `granter`: the caller's scopes; a key grants no more than those.
+
+        `key_type` `publishable` makes a `pk_live_` key for the Chat API: scopes at most
+        session:read and session:execute (both when none are given), bound to
+        `allowed_origins` (1 to 20)."""
+        kind = key_type or SECRET_KEY
+        origins: list[str] = []
+        if kind == PUBLISHABLE_KEY:
+            granted = _validate_scopes(list(scopes) or list(PUBLISHABLE_SCOPES))
+            extra = sorted(set(granted) - set(PUBLISHABLE_SCOPES))
+            if extra:
+                raise InvalidArgument(
+                    "A publishable key may hold only session:read and session:execute",
+                    field="scopes",
+                )
+            origins = _validate_origins(allowed_origins)
+            secret = new_publishable_secret()
+        elif kind == SECRET_KEY:
+            if allowed_origins:
+                raise InvalidArgument(
+                    "allowedOrigins is only for publishable keys", field="allowedOrigins"
+                )
+            granted = _validate_scopes(scopes)
+            secret = new_api_key_secret()
+        else:
+            raise InvalidArgument("type must be secret or publishable", field="type")
         _within(granter, granted, "grant")
-        secret = new_api_key_secret()
         key = ApiKey(
             id=f"key_{cuid()}",
             tenant_id=tenant_id,
@@ -158,6 +219,8 @@ class IamService:
             prefix=secret[:12],
             secret_hash=hash_secret(secret),
             scopes=" ".join(granted),
+            type=kind,
+            allowed_origins=json.dumps(origins),
         )
         async with self._db.uow() as tx:
             if await TenantRepository(tx).get(tenant_id) is None:

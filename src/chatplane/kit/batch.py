@@ -1,4 +1,12 @@
-"""A buffered batch writer: items recorded without awaiting, stored in batches by one task."""
+"""A group-commit batch writer: a caller can wait until its item is stored, and concurrent
+callers share one write.
+
+Leader-style group commit: a flush starts as soon as an item waits and none is running;
+items arriving while it runs ride the next flush, which starts the moment this one ends;
+each flush writes everything waiting as one batch (one `sink` call) and releases all its
+waiting callers together. An idle writer therefore adds one small write per call; a busy
+one batches as many calls as arrived during the previous write.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +21,19 @@ log = logging.getLogger("chatplane.batch")
 T = TypeVar("T")
 
 
-class BatchWriter(Generic[T]):
-    """Buffers items and hands them to `sink` in batches from one background task.
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a batch's outcome as seen (a waiter may have gone away)."""
+    if not future.cancelled():
+        future.exception()
 
-    `record()` never awaits, so no caller waits on a round trip and callers do not
-    serialize behind a lock; `flush()` waits until everything recorded so far is stored,
-    and `aclose()` flushes before returning (a clean shutdown loses nothing). A failed
-    batch is kept for the next attempt.
+
+class BatchWriter(Generic[T]):
+    """Hands items to `sink` in batches, one flush at a time (see the module docstring).
+
+    `write(item)` returns once the item is stored (and raises if its batch failed: the
+    item is then kept and retried, never dropped); `record(item)` does not wait.
+    `flush()` waits until everything recorded so far is stored; `aclose()` flushes and
+    refuses further items.
     """
 
     def __init__(
@@ -27,58 +41,91 @@ class BatchWriter(Generic[T]):
         sink: Callable[[list[T]], Awaitable[None]],
         *,
         name: str,
-        batch_size: int = 200,
-        interval: float = 0.25,
+        retry_delay: float = 1.0,
     ) -> None:
         self._sink = sink
         self._name = name
-        self._batch_size = batch_size
-        self._interval = interval
+        self._retry_delay = retry_delay
         self._pending: list[T] = []
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()  # one writer at a time; record() never takes it
+        # Completes when the batch holding the pending items is stored (made on demand).
+        self._next: asyncio.Future[None] | None = None
+        # The batch being written now, and its completion (None when idle).
+        self._current: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.batches = 0  # flushes done (for tests and benchmarks)
+        self.rows = 0  # items stored
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=self._name)
+        """Nothing to start: a flush begins when an item arrives. Kept for symmetry."""
 
     def record(self, item: T) -> None:
+        """Queue `item`; a flush starts now unless one is running. Does not wait."""
         if self._closed:
             raise RuntimeError(f"{self._name} is closed")
         self._pending.append(item)
-        if len(self._pending) >= self._batch_size:
-            self._wake.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+
+    async def write(self, item: T) -> None:
+        """Queue `item` and return once it is stored."""
+        self.record(item)
+        # Shielded: a caller that goes away does not cancel the batch of the others.
+        await asyncio.shield(self._next_done())
+
+    def _next_done(self) -> asyncio.Future[None]:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.add_done_callback(_retrieve)
+        return self._next
 
     async def flush(self) -> None:
-        async with self._lock:
-            while self._pending:
-                limit = self._batch_size * 5
-                batch, self._pending = self._pending[:limit], self._pending[limit:]
-                try:
-                    await self._sink(batch)
-                except Exception:
-                    self._pending[:0] = batch  # kept for the next attempt, never dropped
-                    raise
+        """Wait until everything recorded so far is stored."""
+        if self._pending:
+            await asyncio.shield(self._next_done())
+        elif self._current is not None:
+            await asyncio.shield(self._current)
 
     async def _run(self) -> None:
-        while not self._closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("%s: flush failed; %d kept for retry", self._name, len(self._pending))
-                await asyncio.sleep(1.0)
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                done, self._next = self._next, None
+                current = done or asyncio.get_running_loop().create_future()
+                if done is None:
+                    current.add_done_callback(_retrieve)
+                self._current = current
+                try:
+                    await self._sink(batch)
+                except Exception as exc:
+                    self._pending[:0] = batch  # kept for the next attempt, never dropped
+                    self._current = None
+                    current.set_exception(exc)
+                    log.exception("%s: write failed; %d kept for retry", self._name, len(batch))
+                    if self._closed:
+                        return  # aclose() tries once more and reports
+                    await asyncio.sleep(self._retry_delay)
+                    continue
+                except BaseException:  # cancelled mid-write: kept, waiters released
+                    self._pending[:0] = batch
+                    self._current = None
+                    current.cancel()
+                    raise
+                self._current = None
+                self.batches += 1
+                self.rows += len(batch)
+                current.set_result(None)
+        finally:
+            self._task = None
 
     async def aclose(self) -> None:
-        """Stop the loop without cancelling a flush midway (a cancelled commit could lose
-        or duplicate a batch), then store whatever is left."""
+        """Refuse new items and wait until the queued ones are stored (a clean shutdown
+        loses nothing); raises if the last attempt failed."""
         self._closed = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        await self.flush()
+        task = self._task
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        if self._pending:  # the last flush failed: one more try, its error surfaces
+            batch, self._pending = self._pending, []
+            await self._sink(batch)

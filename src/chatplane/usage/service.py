@@ -7,22 +7,35 @@ from datetime import UTC, datetime, timedelta
 from chatplane.errors import InvalidArgument
 from chatplane.kit.batch import BatchWriter
 from chatplane.storage.db import Database
-from chatplane.usage.repository import UsageInserts, UsageRepository
+from chatplane.usage.repository import SqliteUsageInserts, UsageInserts, UsageRepository
 from chatplane.usage.types import UsageReport, UsageRow
 
 
 class UsageWriter(BatchWriter[UsageRow]):
-    """Usage rows, bulk-inserted in batches (see BatchWriter)."""
+    """Usage rows, bulk-inserted by group commit (see BatchWriter): `await write(row)`
+    returns once the row is committed, so a call is acknowledged only after its usage is
+    durable; concurrent calls share one insert."""
 
-    def __init__(self, db: Database, *, batch_size: int = 200, interval: float = 0.25) -> None:
+    def __init__(self, db: Database, *, retry_delay: float = 1.0) -> None:
         self._db = db
-        super().__init__(
-            self._insert, name="usage-writer", batch_size=batch_size, interval=interval
+        self._sqlite = (
+            SqliteUsageInserts(db.engine) if SqliteUsageInserts.supports(db.engine) else None
         )
+        super().__init__(self._insert, name="usage-writer", retry_delay=retry_delay)
 
     async def _insert(self, rows: list[UsageRow]) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.insert_rows(rows)
+            return
         async with self._db.uow() as uow:
             await UsageInserts(uow).insert_rows(rows)
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            if self._sqlite is not None:
+                await self._sqlite.aclose()
 
 
 def parse_date(value: str, field: str, *, end: bool) -> datetime | None:
@@ -31,15 +44,17 @@ def parse_date(value: str, field: str, *, end: bool) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if end and len(value) == 10:  # yyyy-mm-dd
+            moment += timedelta(days=1)
+        return moment.astimezone(UTC)
     except ValueError:
         raise InvalidArgument(
             f"Invalid request: {field} must be an ISO 8601 date or time", field=field
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    if end and len(value) == 10:  # yyyy-mm-dd
-        moment += timedelta(days=1)
-    return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31 plus a day, or shifted past year 9999 by its offset
+        raise InvalidArgument(f"Invalid request: {field} is out of range", field=field) from None
 
 
 class UsageService:

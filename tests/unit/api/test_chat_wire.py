@@ -64,3 +64,14 @@ def test_proto_and_sse_carry_the_same_fields(event: ChatEvent) -> None:
 def test_unknown_cost_is_unset_in_proto() -> None:
     message = to_proto(StreamCompleted(TokenUsage(1, 1), None, 1))
     assert not message.complete.HasField("estimated_cost")
+
+
+def test_shutdown_error_event_is_retryable_on_sse() -> None:
+    from chatplane.api.chat_wire import SHUTDOWN_MESSAGES, SHUTTING_DOWN, sse_frame, to_proto
+
+    assert sse_frame(SHUTTING_DOWN) == (
+        b'event: error\ndata: {"error":"server shutting down","retryable":true}\n\n'
+    )
+    assert to_proto(SHUTTING_DOWN).error.error == "server shutting down"
+    sse = SHUTDOWN_MESSAGES["/chatplane.chat.v1.ChatService/StreamChatSse"]()
+    assert sse.data == sse_frame(SHUTTING_DOWN) and sse.content_type == "text/event-stream"

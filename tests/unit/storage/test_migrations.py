@@ -15,7 +15,7 @@ async def test_migrations_match_models_and_round_trip(database_url: str) -> None
     engine = create_engine(database_url)
     try:
         await migrate(engine)
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == "0006"
 
         def diff(conn: Connection) -> list[object]:
             return list(compare_metadata(MigrationContext.configure(conn), SQLModel.metadata))
@@ -27,6 +27,6 @@ async def test_migrations_match_models_and_round_trip(database_url: str) -> None
             await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0001"))
         assert await current_revision(engine) == "0001"
         await migrate(engine)
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == "0006"
     finally:
         await engine.dispose()

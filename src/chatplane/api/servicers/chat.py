@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2
 
-from chatplane.api import call
+from chatplane.api import agent_wire, call
 from chatplane.api.chat_wire import sse_frame, to_proto
 from chatplane.api.coalesce import coalesce
 from chatplane.chat.service import ChatService
 from chatplane.chat.types import ChatRequest
 from chatplane.chat.v1 import chat_service_pb2 as pb
 from chatplane.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from chatplane.errors import InvalidArgument, Unimplemented
+from chatplane.errors import ChatplaneError, InvalidArgument
 from chatplane.iam import scopes
 from chatplane.llm.types import Message, ToolCall, ToolSpec
 from chatplane.projects.service import ProjectService
+from chatplane.sessions.turn import TurnService
 from chatplane.type.v1 import usage_pb2
 from chatplane.usage.service import UsageService
 
@@ -30,10 +33,13 @@ SCOPES = {
     _SERVICE + "StreamChatSse": scopes.SESSION_EXECUTE,
     _SERVICE + "GetChatUsage": scopes.ANALYTICS_READ,
     _SERVICE + "ChatAgent": scopes.SESSION_EXECUTE,
+    _SERVICE + "StreamAgentTurn": scopes.SESSION_EXECUTE,
+    _SERVICE + "StreamAgentTurnSse": scopes.SESSION_EXECUTE,
 }
 
 Context = grpc.aio.ServicerContext[Any, Any]
 SSE_CONTENT_TYPE = "text/event-stream"
+_TURN_DONE = object()
 
 
 def _content(value: struct_pb2.Value, index: int) -> str | list[dict[str, Any]]:
@@ -84,10 +90,17 @@ def _cost(value: float | None) -> struct_pb2.Value:
 
 
 class ChatServicer(pb_grpc.ChatServiceServicer):
-    def __init__(self, chats: ChatService, usage: UsageService, projects: ProjectService) -> None:
+    def __init__(
+        self,
+        chats: ChatService,
+        usage: UsageService,
+        projects: ProjectService,
+        turns: TurnService,
+    ) -> None:
         self._chats = chats
         self._usage = usage
         self._projects = projects
+        self._turns = turns
 
     async def CompleteChat(
         self, request: pb.CompleteChatRequest, context: Context
@@ -159,7 +172,58 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
     async def ChatAgent(
         self, request: pb.ChatAgentRequest, context: Context
     ) -> pb.ChatAgentResponse:
-        raise Unimplemented(
-            "Agent-backed chat (POST /api/v1/chat/agent) is not built yet: agents written "
-            "in ABL (the agent language) and their deployments come in a later release"
+        principal = call.principal()
+        result = await self._turns.run(
+            principal.tenant_id, principal.scopes, agent_wire.to_turn_request(request)
         )
+        return agent_wire.to_response(result)
+
+    async def _turn_events(
+        self, request: pb.ChatAgentRequest
+    ) -> AsyncGenerator[pb.StreamAgentTurnResponse, None]:
+        """The turn's events as they happen, then its response (see the proto's order)."""
+        principal = call.principal()
+        turn = agent_wire.to_turn_request(request)
+        queue: asyncio.Queue[object] = asyncio.Queue()
+
+        async def listener(item: object) -> None:
+            queue.put_nowait(item)
+
+        task = asyncio.create_task(
+            self._turns.run(principal.tenant_id, principal.scopes, turn, listener=listener)
+        )
+        task.add_done_callback(lambda _: queue.put_nowait(_TURN_DONE))
+        started = False
+        try:
+            while (item := await queue.get()) is not _TURN_DONE:
+                event = agent_wire.stream_event(item)
+                if event is not None:
+                    started = True
+                    yield event
+            try:
+                result = task.result()
+            except ChatplaneError as exc:
+                if not started:
+                    raise
+                yield pb.StreamAgentTurnResponse(error=pb.StreamError(error=exc.message))
+                return
+            yield pb.StreamAgentTurnResponse(response=agent_wire.to_response(result))
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def StreamAgentTurn(
+        self, request: pb.ChatAgentRequest, context: Context
+    ) -> AsyncIterator[pb.StreamAgentTurnResponse]:
+        async with contextlib.aclosing(self._turn_events(request)) as events:
+            async for event in events:
+                yield event
+
+    async def StreamAgentTurnSse(
+        self, request: pb.ChatAgentRequest, context: Context
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        events = self._turn_events(request)
+        async for frames in coalesce(events, agent_wire.sse_frame):
+            yield httpbody_pb2.HttpBody(content_type=SSE_CONTENT_TYPE, data=frames)

@@ -32,6 +32,8 @@ def to_proto(key: ApiKeyInfo) -> pb.ApiKey:
         prefix=key.prefix,
         created_at=iso(key.created_at),
         revoked_at=iso(key.revoked_at),
+        type=key.type,
+        allowed_origins=key.allowed_origins,
     )
 
 
@@ -45,7 +47,12 @@ class ApiKeyServicer(pb_grpc.ApiKeyServiceServicer):
     ) -> pb.CreateApiKeyResponse:
         principal = call.principal()
         created = await self._iam.create_key(
-            principal.tenant_id, request.name, list(request.scopes), granter=principal.scopes
+            principal.tenant_id,
+            request.name,
+            list(request.scopes),
+            granter=principal.scopes,
+            key_type=request.type,
+            allowed_origins=list(request.allowed_origins),
         )
         return pb.CreateApiKeyResponse(
             success=True, key=to_proto(created.key), secret=created.secret

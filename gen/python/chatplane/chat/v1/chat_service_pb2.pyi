@@ -505,18 +505,26 @@ class StreamError(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ERROR_FIELD_NUMBER: _builtins.int
+    RETRYABLE_FIELD_NUMBER: _builtins.int
     error: _builtins.str
     """What went wrong."""
+    retryable: _builtins.bool
+    """True when the same request may succeed if sent again (for example, the server was
+    shutting down). Unset otherwise.
+    """
     def __init__(
         self,
         *,
         error: _builtins.str = ...,
+        retryable: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "retryable", b"retryable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "error", b"error", "retryable", b"retryable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__retryable: _TypeAlias = _typing.Literal["retryable"]  # noqa: Y015
+    _WhichOneofArgType__retryable: _TypeAlias = _typing.Literal["_retryable", b"_retryable"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retryable) -> _WhichOneofReturnType__retryable | None: ...
 
 Global___StreamError: _TypeAlias = StreamError  # noqa: Y015
 
@@ -719,7 +727,7 @@ class ChatAgentRequest(_message.Message):
     Limit: 1-128 characters of [A-Za-z0-9._:-].
     """
     message: _builtins.str
-    """Required. The user's message, at least one character."""
+    """Required. The user's message, at least one character (at most 32,000)."""
     session_id: _builtins.str
     """Optional. The session to resume; omitted creates one.
     Limit: 1-128 characters of [A-Za-z0-9._:-].
@@ -731,15 +739,18 @@ class ChatAgentRequest(_message.Message):
     environment: _builtins.str
     """Optional. `dev`, `staging` or `production`."""
     agent_id: _builtins.str
-    """Optional. The agent that handles the first turn.
-    Limit: 1-128 characters of [A-Za-z0-9._:-].
+    """Optional. The agent that handles the first turn: its id or its name.
+    Limit: 1-128 characters of [A-Za-z0-9._:/-].
     """
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct:
-        """Optional. Metadata for this turn only."""
+        """Optional. Metadata for this turn only, visible to the agent as
+        `session.messageMetadata` (and `message_metadata`). At most 16 KiB as JSON and
+        8 levels deep.
+        """
 
     @_builtins.property
-    def test_context(self) -> _struct_pb2.Struct:
+    def test_context(self) -> Global___TestContext:
         """Optional. Test context; requires the `project:write` scope."""
 
     def __init__(
@@ -752,7 +763,7 @@ class ChatAgentRequest(_message.Message):
         environment: _builtins.str = ...,
         agent_id: _builtins.str = ...,
         metadata: _struct_pb2.Struct | None = ...,
-        test_context: _struct_pb2.Struct | None = ...,
+        test_context: Global___TestContext | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "test_context", b"test_context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -761,6 +772,196 @@ class ChatAgentRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChatAgentRequest: _TypeAlias = ChatAgentRequest  # noqa: Y015
+
+@_typing.final
+class TestContext(_message.Message):
+    """TestContext sets up a turn for testing an agent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GATHER_VALUES_FIELD_NUMBER: _builtins.int
+    SESSION_VARIABLES_FIELD_NUMBER: _builtins.int
+    CALLER_CONTEXT_FIELD_NUMBER: _builtins.int
+    TOOL_MOCKS_FIELD_NUMBER: _builtins.int
+    SKIP_ON_START_FIELD_NUMBER: _builtins.int
+    START_AT_STEP_FIELD_NUMBER: _builtins.int
+    skip_on_start: _builtins.bool
+    """Optional. Skip the agent's ON_START."""
+    start_at_step: _builtins.str
+    """Optional. Start the flow at this step."""
+    @_builtins.property
+    def gather_values(self) -> _struct_pb2.Struct:
+        """Optional. Values for gather fields, as if the user had given them."""
+
+    @_builtins.property
+    def session_variables(self) -> _struct_pb2.Struct:
+        """Optional. Initial session variables."""
+
+    @_builtins.property
+    def caller_context(self) -> _struct_pb2.Struct:
+        """Optional. A simulated caller: userId, channel, customAttributes."""
+
+    @_builtins.property
+    def tool_mocks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolMock]:
+        """Optional. Tool responses to use instead of calling the tools (at most 50)."""
+
+    def __init__(
+        self,
+        *,
+        gather_values: _struct_pb2.Struct | None = ...,
+        session_variables: _struct_pb2.Struct | None = ...,
+        caller_context: _struct_pb2.Struct | None = ...,
+        tool_mocks: _abc.Iterable[Global___ToolMock] | None = ...,
+        skip_on_start: _builtins.bool = ...,
+        start_at_step: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller_context", b"caller_context", "gather_values", b"gather_values", "session_variables", b"session_variables"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_context", b"caller_context", "gather_values", b"gather_values", "session_variables", b"session_variables", "skip_on_start", b"skip_on_start", "start_at_step", b"start_at_step", "tool_mocks", b"tool_mocks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TestContext: _TypeAlias = TestContext  # noqa: Y015
+
+@_typing.final
+class ToolMock(_message.Message):
+    """ToolMock replaces one tool in a test turn: nothing is called."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_NAME_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    tool_name: _builtins.str
+    """Required. The tool's name."""
+    error: _builtins.str
+    """Optional. When set, the tool fails with this message instead."""
+    @_builtins.property
+    def response(self) -> _struct_pb2.Value:
+        """Optional. The JSON value the tool returns."""
+
+    def __init__(
+        self,
+        *,
+        tool_name: _builtins.str = ...,
+        response: _struct_pb2.Value | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "response", b"response", "tool_name", b"tool_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolMock: _TypeAlias = ToolMock  # noqa: Y015
+
+@_typing.final
+class AgentAction(_message.Message):
+    """AgentAction says how the conversation goes on after a turn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    FROM_AGENT_FIELD_NUMBER: _builtins.int
+    TO_AGENT_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """`continue` (the conversation goes on), `complete` (the agent reached its goal),
+    `escalate` (handed to a human) or `handoff` (another agent took over). A string,
+    not an enum: the JSON prints these lowercase values.
+    """
+    reason: _builtins.str
+    """Why the agent escalated, when `type` is `escalate`."""
+    from_agent: _builtins.str
+    """The agent that handed off, when `type` is `handoff`."""
+    to_agent: _builtins.str
+    """The agent that took over, when `type` is `handoff`."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        reason: _builtins.str | None = ...,
+        from_agent: _builtins.str | None = ...,
+        to_agent: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_from_agent", b"_from_agent", "_reason", b"_reason", "_to_agent", b"_to_agent", "from_agent", b"from_agent", "reason", b"reason", "to_agent", b"to_agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_from_agent", b"_from_agent", "_reason", b"_reason", "_to_agent", b"_to_agent", "from_agent", b"from_agent", "reason", b"reason", "to_agent", b"to_agent", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__from_agent: _TypeAlias = _typing.Literal["from_agent"]  # noqa: Y015
+    _WhichOneofArgType__from_agent: _TypeAlias = _typing.Literal["_from_agent", b"_from_agent"]  # noqa: Y015
+    _WhichOneofReturnType__reason: _TypeAlias = _typing.Literal["reason"]  # noqa: Y015
+    _WhichOneofArgType__reason: _TypeAlias = _typing.Literal["_reason", b"_reason"]  # noqa: Y015
+    _WhichOneofReturnType__to_agent: _TypeAlias = _typing.Literal["to_agent"]  # noqa: Y015
+    _WhichOneofArgType__to_agent: _TypeAlias = _typing.Literal["_to_agent", b"_to_agent"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__from_agent) -> _WhichOneofReturnType__from_agent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reason) -> _WhichOneofReturnType__reason | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__to_agent) -> _WhichOneofReturnType__to_agent | None: ...
+
+Global___AgentAction: _TypeAlias = AgentAction  # noqa: Y015
+
+@_typing.final
+class TraceEvent(_message.Message):
+    """TraceEvent is one thing that happened during a turn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    SPAN_ID_FIELD_NUMBER: _builtins.int
+    PARENT_SPAN_ID_FIELD_NUMBER: _builtins.int
+    DECISION_KIND_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The event's type: `llm_call`, `tool_call`, `tool_result`, `decision`, `handoff`,
+    `dsl_on_start`, `dsl_set`, `dsl_respond`, `error`, ...
+    """
+    span_id: _builtins.str
+    """The event's span; events of one operation share it."""
+    parent_span_id: _builtins.str
+    """The enclosing span, when there is one."""
+    decision_kind: _builtins.str
+    """For `decision` events: `routing`, `handoff`, `escalation`, `completion`, `retry`, ..."""
+    timestamp: _builtins.str
+    """When the event started (RFC 3339)."""
+    duration_ms: _builtins.int
+    """How long it took, in milliseconds."""
+    @_builtins.property
+    def data(self) -> _struct_pb2.Struct:
+        """The event's details; `llm_call` carries model, provider, usage{inputTokens,
+        outputTokens}, inputTokens, outputTokens, estimatedCost, latencyMs,
+        timeToFirstTokenMs and finishReason.
+        """
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        span_id: _builtins.str = ...,
+        parent_span_id: _builtins.str | None = ...,
+        decision_kind: _builtins.str | None = ...,
+        timestamp: _builtins.str = ...,
+        duration_ms: _builtins.int = ...,
+        data: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_decision_kind", b"_decision_kind", "_parent_span_id", b"_parent_span_id", "data", b"data", "decision_kind", b"decision_kind", "parent_span_id", b"parent_span_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decision_kind", b"_decision_kind", "_parent_span_id", b"_parent_span_id", "data", b"data", "decision_kind", b"decision_kind", "duration_ms", b"duration_ms", "parent_span_id", b"parent_span_id", "span_id", b"span_id", "timestamp", b"timestamp", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__decision_kind: _TypeAlias = _typing.Literal["decision_kind"]  # noqa: Y015
+    _WhichOneofArgType__decision_kind: _TypeAlias = _typing.Literal["_decision_kind", b"_decision_kind"]  # noqa: Y015
+    _WhichOneofReturnType__parent_span_id: _TypeAlias = _typing.Literal["parent_span_id"]  # noqa: Y015
+    _WhichOneofArgType__parent_span_id: _TypeAlias = _typing.Literal["_parent_span_id", b"_parent_span_id"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__decision_kind) -> _WhichOneofReturnType__decision_kind | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parent_span_id) -> _WhichOneofReturnType__parent_span_id | None: ...
+
+Global___TraceEvent: _TypeAlias = TraceEvent  # noqa: Y015
 
 @_typing.final
 class ChatAgentResponse(_message.Message):
@@ -783,37 +984,39 @@ class ChatAgentResponse(_message.Message):
     response: _builtins.str
     """The agent's text response."""
     @_builtins.property
-    def action(self) -> _struct_pb2.Struct:
-        """Action metadata, for example `{"type":"continue"}`."""
+    def action(self) -> Global___AgentAction:
+        """How the conversation goes on."""
 
     @_builtins.property
     def state(self) -> _struct_pb2.Struct:
-        """Session state updates."""
+        """The full session state after the turn: the session variables, and
+        `currentAgent`, `currentStep`, `status`.
+        """
 
     @_builtins.property
-    def trace_events(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]:
-        """The turn's trace events."""
+    def trace_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___TraceEvent]:
+        """The turn's trace events, in order."""
 
     @_builtins.property
     def voice_config(self) -> _struct_pb2.Struct:
-        """Voice configuration, when voice is enabled."""
+        """Voice configuration, when voice is enabled (not yet: always unset)."""
 
     @_builtins.property
     def rich_content(self) -> _struct_pb2.Struct:
-        """Rich content variants."""
+        """Rich content variants the agent produced (markdown, HTML, cards), if any."""
 
     @_builtins.property
     def actions(self) -> _struct_pb2.Struct:
-        """Interactive action elements."""
+        """Interactive action elements the agent produced (buttons, quick replies), if any."""
 
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         response: _builtins.str = ...,
-        action: _struct_pb2.Struct | None = ...,
+        action: Global___AgentAction | None = ...,
         state: _struct_pb2.Struct | None = ...,
-        trace_events: _abc.Iterable[_struct_pb2.Struct] | None = ...,
+        trace_events: _abc.Iterable[Global___TraceEvent] | None = ...,
         voice_config: _struct_pb2.Struct | None = ...,
         rich_content: _struct_pb2.Struct | None = ...,
         actions: _struct_pb2.Struct | None = ...,
@@ -825,3 +1028,53 @@ class ChatAgentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChatAgentResponse: _TypeAlias = ChatAgentResponse  # noqa: Y015
+
+@_typing.final
+class StreamAgentTurnResponse(_message.Message):
+    """StreamAgentTurnResponse is one event of a streamed agent turn.
+
+    Order: any number of `text_delta` and `trace_event`, as they happen; then exactly
+    one `response` (the same object ChatAgent returns) or, if the turn failed after
+    the stream started, one `error`. Nothing follows. A failure before the first event
+    is the call's status, not an event.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_DELTA_FIELD_NUMBER: _builtins.int
+    TRACE_EVENT_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def text_delta(self) -> Global___TextDelta:
+        """A chunk of the agent's reply."""
+
+    @_builtins.property
+    def trace_event(self) -> Global___TraceEvent:
+        """A trace event, as soon as it is recorded."""
+
+    @_builtins.property
+    def response(self) -> Global___ChatAgentResponse:
+        """Last event of a successful turn: the whole response."""
+
+    @_builtins.property
+    def error(self) -> Global___StreamError:
+        """The turn failed; nothing was stored."""
+
+    def __init__(
+        self,
+        *,
+        text_delta: Global___TextDelta | None = ...,
+        trace_event: Global___TraceEvent | None = ...,
+        response: Global___ChatAgentResponse | None = ...,
+        error: Global___StreamError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "response", b"response", "text_delta", b"text_delta", "trace_event", b"trace_event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "response", b"response", "text_delta", b"text_delta", "trace_event", b"trace_event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["text_delta", "trace_event", "response", "error"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___StreamAgentTurnResponse: _TypeAlias = StreamAgentTurnResponse  # noqa: Y015

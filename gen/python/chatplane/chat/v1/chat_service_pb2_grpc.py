@@ -63,6 +63,16 @@ class ChatServiceStub:
                 request_serializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.SerializeToString,
                 response_deserializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentResponse.FromString,
                 _registered_method=True)
+        self.StreamAgentTurn = channel.unary_stream(
+                '/chatplane.chat.v1.ChatService/StreamAgentTurn',
+                request_serializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.SerializeToString,
+                response_deserializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.StreamAgentTurnResponse.FromString,
+                _registered_method=True)
+        self.StreamAgentTurnSse = channel.unary_stream(
+                '/chatplane.chat.v1.ChatService/StreamAgentTurnSse',
+                request_serializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -108,8 +118,34 @@ class ChatServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ChatAgent(self, request, context):
-        """Runs one agent-backed turn against a deployed agent. Not built yet: answers
-        UNIMPLEMENTED.
+        """Runs one agent-backed turn: the user's message through the project's deployed
+        agents (ABL, the agent language). Creates a session on the first call; pass its
+        `sessionId` to continue. Requires `session:execute`; `testContext` also
+        `project:write`.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- the streams reuse this request (AIP style).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamAgentTurn(self, request, context):
+        """The same turn, streamed as typed events: text as the agent produces it, trace
+        events as they happen, then the whole response. For gRPC clients; REST clients
+        use StreamAgentTurnSse.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamAgentTurnSse(self, request, context):
+        """The same turn as Server-Sent Events bytes at `POST /api/v1/chat/agent/stream`:
+        `event: text_delta`, `event: trace_event`, then `event: response` (the
+        ChatAgentResponse JSON) or `event: error`.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- SSE bytes travel as google.api.HttpBody.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,6 +178,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ChatAgent,
                     request_deserializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.FromString,
                     response_serializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentResponse.SerializeToString,
+            ),
+            'StreamAgentTurn': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAgentTurn,
+                    request_deserializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.FromString,
+                    response_serializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.StreamAgentTurnResponse.SerializeToString,
+            ),
+            'StreamAgentTurnSse': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAgentTurnSse,
+                    request_deserializer=chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,6 +328,60 @@ class ChatService:
             '/chatplane.chat.v1.ChatService/ChatAgent',
             chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.SerializeToString,
             chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAgentTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chatplane.chat.v1.ChatService/StreamAgentTurn',
+            chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.SerializeToString,
+            chatplane_dot_chat_dot_v1_dot_chat__service__pb2.StreamAgentTurnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAgentTurnSse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chatplane.chat.v1.ChatService/StreamAgentTurnSse',
+            chatplane_dot_chat_dot_v1_dot_chat__service__pb2.ChatAgentRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,8 +57,26 @@ class ChatServiceStub:
     GetChatUsage: _grpc.UnaryUnaryMultiCallable[_chat_service_pb2.GetChatUsageRequest, _chat_service_pb2.GetChatUsageResponse]
     """Aggregates the stored usage records of a project."""
     ChatAgent: _grpc.UnaryUnaryMultiCallable[_chat_service_pb2.ChatAgentRequest, _chat_service_pb2.ChatAgentResponse]
-    """Runs one agent-backed turn against a deployed agent. Not built yet: answers
-    UNIMPLEMENTED.
+    """Runs one agent-backed turn: the user's message through the project's deployed
+    agents (ABL, the agent language). Creates a session on the first call; pass its
+    `sessionId` to continue. Requires `session:execute`; `testContext` also
+    `project:write`.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- the streams reuse this request (AIP style).
+    """
+    StreamAgentTurn: _grpc.UnaryStreamMultiCallable[_chat_service_pb2.ChatAgentRequest, _chat_service_pb2.StreamAgentTurnResponse]
+    """The same turn, streamed as typed events: text as the agent produces it, trace
+    events as they happen, then the whole response. For gRPC clients; REST clients
+    use StreamAgentTurnSse.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+    """
+    StreamAgentTurnSse: _grpc.UnaryStreamMultiCallable[_chat_service_pb2.ChatAgentRequest, _httpbody_pb2.HttpBody]
+    """The same turn as Server-Sent Events bytes at `POST /api/v1/chat/agent/stream`:
+    `event: text_delta`, `event: trace_event`, then `event: response` (the
+    ChatAgentResponse JSON) or `event: error`.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- SSE bytes travel as google.api.HttpBody.
     """
 
 @_typing.type_check_only
@@ -89,8 +107,26 @@ class ChatServiceAsyncStub(ChatServiceStub):
     GetChatUsage: _aio.UnaryUnaryMultiCallable[_chat_service_pb2.GetChatUsageRequest, _chat_service_pb2.GetChatUsageResponse]  # type: ignore[assignment]
     """Aggregates the stored usage records of a project."""
     ChatAgent: _aio.UnaryUnaryMultiCallable[_chat_service_pb2.ChatAgentRequest, _chat_service_pb2.ChatAgentResponse]  # type: ignore[assignment]
-    """Runs one agent-backed turn against a deployed agent. Not built yet: answers
-    UNIMPLEMENTED.
+    """Runs one agent-backed turn: the user's message through the project's deployed
+    agents (ABL, the agent language). Creates a session on the first call; pass its
+    `sessionId` to continue. Requires `session:execute`; `testContext` also
+    `project:write`.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- the streams reuse this request (AIP style).
+    """
+    StreamAgentTurn: _aio.UnaryStreamMultiCallable[_chat_service_pb2.ChatAgentRequest, _chat_service_pb2.StreamAgentTurnResponse]  # type: ignore[assignment]
+    """The same turn, streamed as typed events: text as the agent produces it, trace
+    events as they happen, then the whole response. For gRPC clients; REST clients
+    use StreamAgentTurnSse.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+    """
+    StreamAgentTurnSse: _aio.UnaryStreamMultiCallable[_chat_service_pb2.ChatAgentRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The same turn as Server-Sent Events bytes at `POST /api/v1/chat/agent/stream`:
+    `event: text_delta`, `event: trace_event`, then `event: response` (the
+    ChatAgentResponse JSON) or `event: error`.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- SSE bytes travel as google.api.HttpBody.
     """
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -148,8 +184,38 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _chat_service_pb2.ChatAgentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chat_service_pb2.ChatAgentResponse, _abc.Awaitable[_chat_service_pb2.ChatAgentResponse]]:
-        """Runs one agent-backed turn against a deployed agent. Not built yet: answers
-        UNIMPLEMENTED.
+        """Runs one agent-backed turn: the user's message through the project's deployed
+        agents (ABL, the agent language). Creates a session on the first call; pass its
+        `sessionId` to continue. Requires `session:execute`; `testContext` also
+        `project:write`.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- the streams reuse this request (AIP style).
+        """
+
+    @_abc_1.abstractmethod
+    def StreamAgentTurn(
+        self,
+        request: _chat_service_pb2.ChatAgentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_chat_service_pb2.StreamAgentTurnResponse], _abc.AsyncIterator[_chat_service_pb2.StreamAgentTurnResponse]]:
+        """The same turn, streamed as typed events: text as the agent produces it, trace
+        events as they happen, then the whole response. For gRPC clients; REST clients
+        use StreamAgentTurnSse.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamAgentTurnSse(
+        self,
+        request: _chat_service_pb2.ChatAgentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """The same turn as Server-Sent Events bytes at `POST /api/v1/chat/agent/stream`:
+        `event: text_delta`, `event: trace_event`, then `event: response` (the
+        ChatAgentResponse JSON) or `event: error`.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME -- a stream reuses the unary request (AIP style).
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- same reason.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- SSE bytes travel as google.api.HttpBody.
         """
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&chatplane/iam/v1/api_key_service.proto\x12\x10\x63hatplane.iam.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xb2\x01\n\x06\x41piKey\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x1c\n\x06prefix\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06prefix\x12#\n\ncreated_at\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\tcreatedAt\x12#\n\nrevoked_at\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03R\trevokedAt\"M\n\x13\x43reateApiKeyRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12\x1c\n\x06scopes\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\x06scopes\"t\n\x14\x43reateApiKeyResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x03key\x12\x16\n\x06secret\x18\x03 \x01(\tR\x06secret\"\x14\n\x12ListApiKeysRequest\"]\n\x13ListApiKeysResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12,\n\x04keys\x18\x02 \x03(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x04keys\"/\n\x10GetApiKeyRequest\x12\x1b\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\"Y\n\x11GetApiKeyResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x03key\"2\n\x13RevokeApiKeyRequest\x12\x1b\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\"\\\n\x14RevokeApiKeyResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x03key2\xe0\x03\n\rApiKeyService\x12s\n\x0c\x43reateApiKey\x12%.chatplane.iam.v1.CreateApiKeyRequest\x1a&.chatplane.iam.v1.CreateApiKeyResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/api/keys:\x01*\x12m\n\x0bListApiKeys\x12$.chatplane.iam.v1.ListApiKeysRequest\x1a%.chatplane.iam.v1.ListApiKeysResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/api/keys\x12p\n\tGetApiKey\x12\".chatplane.iam.v1.GetApiKeyRequest\x1a#.chatplane.iam.v1.GetApiKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/keys/{key_id}\x12y\n\x0cRevokeApiKey\x12%.chatplane.iam.v1.RevokeApiKeyRequest\x1a&.chatplane.iam.v1.RevokeApiKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/api/keys/{key_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&chatplane/iam/v1/api_key_service.proto\x12\x10\x63hatplane.iam.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xfb\x01\n\x06\x41piKey\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x1c\n\x06prefix\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06prefix\x12#\n\ncreated_at\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\tcreatedAt\x12#\n\nrevoked_at\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03R\trevokedAt\x12\x18\n\x04type\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03R\x04type\x12-\n\x0f\x61llowed_origins\x18\x08 \x03(\tB\x04\xe2\x41\x01\x03R\x0e\x61llowedOrigins\"\x96\x01\n\x13\x43reateApiKeyRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12\x1c\n\x06scopes\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01R\x06scopes\x12\x18\n\x04type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x04type\x12-\n\x0f\x61llowed_origins\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01R\x0e\x61llowedOrigins\"t\n\x14\x43reateApiKeyResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x03key\x12\x16\n\x06secret\x18\x03 \x01(\tR\x06secret\"\x14\n\x12ListApiKeysRequest\"]\n\x13ListApiKeysResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12,\n\x04keys\x18\x02 \x03(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x04keys\"/\n\x10GetApiKeyRequest\x12\x1b\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\"Y\n\x11GetApiKeyResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x03key\"2\n\x13RevokeApiKeyRequest\x12\x1b\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\"\\\n\x14RevokeApiKeyResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x18.chatplane.iam.v1.ApiKeyR\x03key2\xe0\x03\n\rApiKeyService\x12s\n\x0c\x43reateApiKey\x12%.chatplane.iam.v1.CreateApiKeyRequest\x1a&.chatplane.iam.v1.CreateApiKeyResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/api/keys:\x01*\x12m\n\x0bListApiKeys\x12$.chatplane.iam.v1.ListApiKeysRequest\x1a%.chatplane.iam.v1.ListApiKeysResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/api/keys\x12p\n\tGetApiKey\x12\".chatplane.iam.v1.GetApiKeyRequest\x1a#.chatplane.iam.v1.GetApiKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/keys/{key_id}\x12y\n\x0cRevokeApiKey\x12%.chatplane.iam.v1.RevokeApiKeyRequest\x1a&.chatplane.iam.v1.RevokeApiKeyResponse\"\x1a\x82\xd3\xe4\x93\x02\x14*\x12/api/keys/{key_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,10 +41,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEY'].fields_by_name['created_at']._serialized_options = b'\342A\001\003'
   _globals['_APIKEY'].fields_by_name['revoked_at']._loaded_options = None
   _globals['_APIKEY'].fields_by_name['revoked_at']._serialized_options = b'\342A\001\003'
+  _globals['_APIKEY'].fields_by_name['type']._loaded_options = None
+  _globals['_APIKEY'].fields_by_name['type']._serialized_options = b'\342A\001\003'
+  _globals['_APIKEY'].fields_by_name['allowed_origins']._loaded_options = None
+  _globals['_APIKEY'].fields_by_name['allowed_origins']._serialized_options = b'\342A\001\003'
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['scopes']._loaded_options = None
-  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['scopes']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['scopes']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['type']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['type']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['allowed_origins']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['allowed_origins']._serialized_options = b'\342A\001\001'
   _globals['_GETAPIKEYREQUEST'].fields_by_name['key_id']._loaded_options = None
   _globals['_GETAPIKEYREQUEST'].fields_by_name['key_id']._serialized_options = b'\342A\001\002'
   _globals['_REVOKEAPIKEYREQUEST'].fields_by_name['key_id']._loaded_options = None
@@ -58,23 +66,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
   _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\202\323\344\223\002\024*\022/api/keys/{key_id}'
   _globals['_APIKEY']._serialized_start=124
-  _globals['_APIKEY']._serialized_end=302
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=304
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=381
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=383
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=499
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=501
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=521
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=523
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=616
-  _globals['_GETAPIKEYREQUEST']._serialized_start=618
-  _globals['_GETAPIKEYREQUEST']._serialized_end=665
-  _globals['_GETAPIKEYRESPONSE']._serialized_start=667
-  _globals['_GETAPIKEYRESPONSE']._serialized_end=756
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=758
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=808
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=810
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=902
-  _globals['_APIKEYSERVICE']._serialized_start=905
-  _globals['_APIKEYSERVICE']._serialized_end=1385
+  _globals['_APIKEY']._serialized_end=375
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=378
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=528
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=530
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=646
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=648
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=668
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=670
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=763
+  _globals['_GETAPIKEYREQUEST']._serialized_start=765
+  _globals['_GETAPIKEYREQUEST']._serialized_end=812
+  _globals['_GETAPIKEYRESPONSE']._serialized_start=814
+  _globals['_GETAPIKEYRESPONSE']._serialized_end=903
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=905
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=955
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=957
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1049
+  _globals['_APIKEYSERVICE']._serialized_start=1052
+  _globals['_APIKEYSERVICE']._serialized_end=1532
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,8 @@ class ApiKey(_message.Message):
     PREFIX_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    ALLOWED_ORIGINS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. The key's id (`key_` followed by a CUID).
     Limit: 1-128 characters of [A-Za-z0-9._:-].
@@ -44,9 +46,19 @@ class ApiKey(_message.Message):
     """Output only. Creation time, RFC 3339 in UTC."""
     revoked_at: _builtins.str
     """Output only. Revocation time, RFC 3339 in UTC; empty while the key is active."""
+    type: _builtins.str
+    """Output only. `secret` (full access of its scopes) or `publishable` (`pk_live_...`:
+    the Chat API only, its own chats, from its allowed origins).
+    """
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The scopes granted, for example `project:write`, `session:read`, `analytics:read`."""
+
+    @_builtins.property
+    def allowed_origins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Output only. For a publishable key: the origins (`https://shop.example.com`) a
+        browser may call from; empty for secret keys.
+        """
 
     def __init__(
         self,
@@ -57,10 +69,12 @@ class ApiKey(_message.Message):
         prefix: _builtins.str = ...,
         created_at: _builtins.str = ...,
         revoked_at: _builtins.str = ...,
+        type: _builtins.str = ...,
+        allowed_origins: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "name", b"name", "prefix", b"prefix", "revoked_at", b"revoked_at", "scopes", b"scopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_origins", b"allowed_origins", "created_at", b"created_at", "id", b"id", "name", b"name", "prefix", b"prefix", "revoked_at", b"revoked_at", "scopes", b"scopes", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -74,23 +88,39 @@ class CreateApiKeyRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     SCOPES_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    ALLOWED_ORIGINS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Required. A label for people, 1 to 200 characters.
     Limit: at most 200 characters, no control characters.
     """
+    type: _builtins.str
+    """Optional. `secret` (the default) or `publishable`."""
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Required. The scopes to grant; each must be a known scope."""
+        """Required for secret keys. The scopes to grant; each must be a known scope. A
+        publishable key may hold only `session:read` and `session:execute`, which it gets
+        when this is empty.
+        """
+
+    @_builtins.property
+    def allowed_origins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required for publishable keys, 1 to 20 origins (`scheme://host[:port]`, no path).
+        A request with a publishable key and another `Origin` header is refused (403).
+        Limit: each at most 128 characters, no control characters.
+        """
 
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         scopes: _abc.Iterable[_builtins.str] | None = ...,
+        type: _builtins.str = ...,
+        allowed_origins: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "scopes", b"scopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_origins", b"allowed_origins", "name", b"name", "scopes", b"scopes", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -108,7 +138,9 @@ class CreateApiKeyResponse(_message.Message):
     success: _builtins.bool
     """Always true on success."""
     secret: _builtins.str
-    """The secret (`abl_sk-...`). It is never shown again."""
+    """The secret (`abl_sk-...`, or `pk_live_...` for a publishable key). It is never
+    shown again.
+    """
     @_builtins.property
     def key(self) -> Global___ApiKey:
         """The key's description."""

@@ -1,0 +1,434 @@
+"""Deployments: immutable snapshots of a project's compiled agents, their lifecycle, and
+what an agent turn runs (`resolve`).
+
+Lifecycle rules are in `lifecycle.py`. Draining deployments become retired in `settle`,
+once `active_sessions(deployment_id)` says none are left; create, retire and list call it
+for the project first, so a deployment drained by one call is retired by the next
+(never by the call that drained it) when it has no sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from chatplane.agents import lifecycle
+from chatplane.agents.checks import check_agent_name, require_project
+from chatplane.agents.compile import compile_failed, snapshot_hash, source_hash
+from chatplane.agents.repository import AgentRepository, DeploymentRepository
+from chatplane.agents.types import (
+    ACTIVE,
+    DRAFT,
+    DRAINING,
+    RETIRED,
+    STATUSES,
+    DeployedAgent,
+    Deployment,
+    DeploymentPage,
+    Resolved,
+    Rollback,
+)
+from chatplane.errors import Gone, InvalidArgument, NotFound
+from chatplane.kit.clock import utcnow
+from chatplane.kit.ids import cuid
+from chatplane.lang import Program, compile_source, from_json, to_json
+from chatplane.projects.service import page_bounds
+from chatplane.storage.db import Database, UnitOfWork
+from chatplane.storage.models import Agent as AgentRow
+from chatplane.storage.models import Deployment as DeploymentRow
+
+ActiveSessions = Callable[[str], Awaitable[int]]
+V = TypeVar("V")
+# Programs by agent name, agent ids by name: decoded once per deployment, never mutated.
+_Programs = tuple[Mapping[str, Program], Mapping[str, str]]
+CACHE_SIZE = 256  # decoded deployments kept in memory (they never change)
+
+
+async def no_sessions(deployment_id: str) -> int:
+    """The default `active_sessions` hook until sessions exist: none."""
+    return 0
+
+
+def deployment_not_found() -> NotFound:
+    return NotFound("Deployment not found", reason="DEPLOYMENT_NOT_FOUND")
+
+
+class _Lru(Generic[V]):
+    """A small LRU of immutable values keyed by deployment id."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, V] = OrderedDict()
+
+    def get(self, key: str) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+class DeploymentService:
+    def __init__(self, db: Database, *, active_sessions: ActiveSessions | None = None) -> None:
+        self._db = db
+        # How many sessions still run on a deployment; sessions set it (see `settle`).
+        self.active_sessions: ActiveSessions = active_sessions or no_sessions
+        self._summaries: _Lru[tuple[DeployedAgent, ...]] = _Lru(CACHE_SIZE * 4)
+        self._programs: _Lru[_Programs] = _Lru(CACHE_SIZE)  # by deployment id or draft key
+
+    # --- create and read ---------------------------------------------------------------
+
+    async def create(
+        self,
+        tenant_id: str,
+        project_id: str,
+        *,
+        environment: str,
+        entry_agent_name: str,
+        label: str = "",
+        uow: UnitOfWork | None = None,
+    ) -> Deployment:
+        """Compile every agent of the project again and store the result as the
+        environment's active deployment; the previous active one starts draining."""
+        lifecycle.check_environment(environment)
+        check_agent_name(entry_agent_name, "entryAgentName")
+        await self.settle_project(tenant_id, project_id)
+        async with self._db.read() as tx:
+            await require_project(tx, tenant_id, project_id)
+            agents = list(await AgentRepository(tx, tenant_id).in_project(project_id))
+        if not agents:
+            raise InvalidArgument(
+                "The project has no agents to deploy", field="entryAgentName", reason="NO_AGENTS"
+            )
+        if entry_agent_name not in {a.name for a in agents}:
+            raise InvalidArgument(
+                f"entryAgentName {entry_agent_name!r} is not an agent of the project",
+                field="entryAgentName",
+                reason="AGENT_NOT_FOUND",
+            )
+        snapshot = await asyncio.to_thread(_compile_all, agents)
+        now = utcnow()
+        async with self._db.within(uow) as tx:
+            await require_project(tx, tenant_id, project_id)
+            repo = DeploymentRepository(tx, tenant_id)
+            previous = await repo.active(project_id, environment)
+            row = DeploymentRow(
+                id=cuid(),
+                tenant_id=tenant_id,
+                project_id=project_id,
+                environment=environment,
+                status=ACTIVE,
+                entry_agent_name=entry_agent_name,
+                label=label,
+                snapshot=json.dumps(snapshot, separators=(",", ":")),
+                content_hash=snapshot_hash(
+                    {n: (a["format"], a["content_hash"]) for n, a in snapshot.items()}
+                ),
+                previous_deployment_id=previous.id if previous else None,
+                created_at=now,
+                activated_at=now,
+            )
+            if previous is not None:
+                previous.status = DRAINING
+            repo.add(row)
+        return self._deployment(row)
+
+    async def list(
+        self,
+        tenant_id: str,
+        project_id: str,
+        *,
+        environment: str = "",
+        status: str = "",
+        limit: int = 0,
+        offset: int = 0,
+    ) -> DeploymentPage:
+        if environment:
+            lifecycle.check_environment(environment)
+        if status and status not in STATUSES:
+            raise InvalidArgument(
+                f"status must be active, draining or retired (got {status!r})", field="status"
+            )
+        limit, offset = page_bounds(limit, offset)
+        await self.settle_project(tenant_id, project_id)
+        async with self._db.read() as tx:
+            await require_project(tx, tenant_id, project_id)
+            rows, total = await DeploymentRepository(tx, tenant_id).filtered(
+                project_id, environment=environment, status=status, limit=limit, offset=offset
+            )
+        return DeploymentPage([self._deployment(r) for r in rows], total, limit, offset)
+
+    async def get(self, tenant_id: str, project_id: str, deployment_id: str) -> Deployment:
+        async with self._db.read() as tx:
+            row = await self._row(tx, tenant_id, project_id, deployment_id)
+        return self._deployment(row)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def retire(
+        self,
+        tenant_id: str,
+        project_id: str,
+        deployment_id: str,
+        *,
+        uow: UnitOfWork | None = None,
+    ) -> Deployment:
+        await self.settle_project(tenant_id, project_id)
+        async with self._db.within(uow) as tx:
+            row = await self._row(tx, tenant_id, project_id, deployment_id)
+            row.status = lifecycle.check_retire(row.status)
+            row.retired_at = utcnow()
+        return self._deployment(row)
+
+    async def promote(
+        self,
+        tenant_id: str,
+        project_id: str,
+        deployment_id: str,
+        *,
+        environment: str,
+        label: str = "",
+        uow: UnitOfWork | None = None,
+    ) -> Deployment:
+        """The same snapshot (not recompiled) as the active deployment of `environment`."""
+        lifecycle.check_environment(environment)
+        now = utcnow()
+        async with self._db.within(uow) as tx:
+            source = await self._row(tx, tenant_id, project_id, deployment_id)
+            lifecycle.check_promote(source.status, source.environment, environment)
+            repo = DeploymentRepository(tx, tenant_id)
+            previous = await repo.active(project_id, environment)
+            row = DeploymentRow(
+                id=cuid(),
+                tenant_id=tenant_id,
+                project_id=project_id,
+                environment=environment,
+                status=ACTIVE,
+                entry_agent_name=source.entry_agent_name,
+                label=label or source.label,
+                snapshot=source.snapshot,
+                content_hash=source.content_hash,
+                previous_deployment_id=previous.id if previous else None,
+                created_at=now,
+                activated_at=now,
+            )
+            if previous is not None:
+                previous.status = DRAINING
+            repo.add(row)
+        return self._deployment(row)
+
+    async def rollback(
+        self,
+        tenant_id: str,
+        project_id: str,
+        deployment_id: str,
+        *,
+        uow: UnitOfWork | None = None,
+    ) -> Rollback:
+        """The environment's previous deployment becomes active again; this one retires."""
+        now = utcnow()
+        async with self._db.within(uow) as tx:
+            row = await self._row(tx, tenant_id, project_id, deployment_id)
+            mine, theirs = lifecycle.check_rollback(
+                row.status, row.previous_deployment_id, row.environment
+            )
+            assert row.previous_deployment_id is not None
+            previous = await DeploymentRepository(tx, tenant_id).in_project(
+                project_id, row.previous_deployment_id
+            )
+            if previous is None:
+                raise lifecycle.invalid("Cannot roll back: the previous deployment is gone")
+            row.status, row.retired_at = mine, now
+            previous.status, previous.activated_at, previous.retired_at = theirs, now, None
+        return Rollback(self._deployment(previous), self._deployment(row))
+
+    async def restore(
+        self,
+        tenant_id: str,
+        project_id: str,
+        deployment_id: str,
+        *,
+        uow: UnitOfWork | None = None,
+    ) -> Deployment:
+        """Retired -> active if its environment has no active deployment, else draining."""
+        async with self._db.within(uow) as tx:
+            row = await self._row(tx, tenant_id, project_id, deployment_id)
+            active = await DeploymentRepository(tx, tenant_id).active(project_id, row.environment)
+            row.status = lifecycle.restore_to(row.status, active is not None)
+            row.retired_at = None
+            if row.status == ACTIVE:
+                row.activated_at = utcnow()
+        return self._deployment(row)
+
+    async def settle(self, tenant_id: str, deployment_id: str) -> Deployment:
+        """Retire the deployment if it is draining and `active_sessions` says none are
+        left. Sessions call this when one ends; create, retire and list call it for every
+        draining deployment of their project first."""
+        async with self._db.uow() as tx:
+            row = await DeploymentRepository(tx, tenant_id).get(deployment_id)
+            if row is None:
+                raise deployment_not_found()
+            await self._settle_row(row)
+        return self._deployment(row)
+
+    async def settle_project(self, tenant_id: str, project_id: str) -> None:
+        async with self._db.uow() as tx:
+            for row in await DeploymentRepository(tx, tenant_id).draining(project_id):
+                await self._settle_row(row)
+
+    async def _settle_row(self, row: DeploymentRow) -> None:
+        if row.status != DRAINING:
+            return
+        status = lifecycle.settled(row.status, await self.active_sessions(row.id))
+        if status != row.status:
+            row.status, row.retired_at = status, utcnow()
+
+    # --- what a turn runs --------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        tenant_id: str,
+        project_id: str,
+        *,
+        deployment_id: str = "",
+        environment: str = "",
+        uow: UnitOfWork | None = None,
+    ) -> Resolved:
+        """The programs an agent turn runs, first match wins:
+
+        1. `deployment_id`: that deployment (retired: Gone "Deployment is retired";
+           unknown or another project's: NotFound "Deployment not found");
+        2. the active deployment of `environment`;
+        3. the project's active production deployment;
+        4. the project's newest active deployment;
+        5. a draft of the project's current sources (deployment_id None, status "draft",
+           the entry agent the oldest agent);
+        6. no agents at all: NotFound "Project not found or has no agents".
+        """
+        if environment:
+            lifecycle.check_environment(environment)
+        if uow is not None:
+            return await self._resolve(uow, tenant_id, project_id, deployment_id, environment)
+        async with self._db.read() as tx:
+            return await self._resolve(tx, tenant_id, project_id, deployment_id, environment)
+
+    async def _resolve(
+        self, tx: UnitOfWork, t: str, p: str, d: str, e: str
+    ) -> Resolved:  # tenant, project, deployment id, environment
+        repo = DeploymentRepository(tx, t)
+        if d:
+            row = await repo.in_project(p, d)
+            if row is None:
+                raise deployment_not_found()
+            if row.status == RETIRED:
+                raise Gone("Deployment is retired", reason="DEPLOYMENT_RETIRED")
+            return self._resolved(row)
+        row = await repo.active(p, e) if e else None
+        if row is None and e != "production":
+            row = await repo.active(p, "production")
+        if row is None:
+            row = await repo.newest_active(p)
+        if row is not None:
+            return self._resolved(row)
+        agents = await AgentRepository(tx, t).in_project(p)
+        if not agents:
+            raise NotFound("Project not found or has no agents", reason="PROJECT_NOT_FOUND")
+        return self._draft(agents)
+
+    async def get_deployment_programs(
+        self, tenant_id: str, deployment_id: str, *, uow: UnitOfWork | None = None
+    ) -> Resolved:
+        """A deployment's programs whatever its status (a resumed session finishes on the
+        deployment it started on, draining or retired alike)."""
+        if uow is not None:
+            row = await DeploymentRepository(uow, tenant_id).get(deployment_id)
+        else:
+            async with self._db.read() as tx:
+                row = await DeploymentRepository(tx, tenant_id).get(deployment_id)
+        if row is None:
+            raise deployment_not_found()
+        return self._resolved(row)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _row(
+        self, tx: UnitOfWork, tenant_id: str, project_id: str, deployment_id: str
+    ) -> DeploymentRow:
+        row = await DeploymentRepository(tx, tenant_id).in_project(project_id, deployment_id)
+        if row is None:
+            await require_project(tx, tenant_id, project_id)
+            raise deployment_not_found()
+        return row
+
+    def _deployment(self, row: DeploymentRow) -> Deployment:
+        agents = self._summaries.get(row.id)
+        if agents is None:
+            snapshot = json.loads(row.snapshot)
+            agents = tuple(
+                DeployedAgent(a["id"], name, a["format"], a["content_hash"])
+                for name, a in sorted(snapshot.items())
+            )
+            self._summaries.put(row.id, agents)
+        return Deployment.of(row, agents)
+
+    def _programs_of(self, row: DeploymentRow) -> _Programs:
+        cached = self._programs.get(row.id)
+        if cached is None:
+            snapshot = json.loads(row.snapshot)
+            cached = (
+                MappingProxyType({n: from_json(a["ir"]) for n, a in snapshot.items()}),
+                MappingProxyType({n: str(a["id"]) for n, a in snapshot.items()}),
+            )
+            self._programs.put(row.id, cached)
+        return cached
+
+    def _resolved(self, row: DeploymentRow) -> Resolved:
+        programs, ids = self._programs_of(row)
+        return Resolved(row.id, row.environment, row.status, row.entry_agent_name, programs, ids)
+
+    def _draft(self, agents: Sequence[AgentRow]) -> Resolved:
+        rows = list(agents)
+        # The agents' ids are part of the key: two projects with the same sources share
+        # programs but not ids.
+        ids = ",".join(sorted(a.id for a in rows))
+        key = f"draft:{ids}:" + snapshot_hash({a.name: (a.format, a.content_hash) for a in rows})
+        cached = self._programs.get(key)
+        if cached is None:
+            cached = (
+                MappingProxyType({a.name: from_json(json.loads(a.ir)) for a in rows}),
+                MappingProxyType({a.name: a.id for a in rows}),
+            )
+            self._programs.put(key, cached)
+        entry = min(rows, key=lambda a: (a.created_at, a.id)).name
+        return Resolved(None, "", DRAFT, entry, *cached)
+
+
+def _compile_all(agents: list[AgentRow]) -> dict[str, dict[str, Any]]:
+    """Every agent compiled again with the whole project known; every error at once."""
+    known = frozenset(a.name for a in agents)
+    snapshot: dict[str, dict[str, Any]] = {}
+    failed = []
+    for agent in agents:
+        result = compile_source(agent.source, known_agents=known)
+        if result.program is None:
+            failed.append((f"agents.{agent.name}.source", agent.name, result))
+            continue
+        snapshot[agent.name] = {
+            "id": agent.id,
+            "format": result.format,
+            "content_hash": source_hash(agent.source),
+            "source": agent.source,
+            "ir": to_json(result.program),
+        }
+    if failed:
+        raise compile_failed(failed)
+    return snapshot
