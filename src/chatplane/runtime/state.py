@@ -8,7 +8,6 @@ simply (re)starts at the position.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,13 @@ Json = Any
 class StateError(ValueError):
     """A stored state this runtime cannot read."""
 
+
+
+def _clone(value: dict[str, Json]) -> dict[str, Json]:
+    """A deep copy of JSON data (a JSON round trip: several times faster than deepcopy,
+    which matters with a 40-message history copied a few times per turn)."""
+    copied: dict[str, Json] = json.loads(json.dumps(value))
+    return copied
 
 @dataclass(slots=True)
 class SessionState:
@@ -65,7 +71,7 @@ class SessionState:
             "history": self.history,
             "turns": self.turns,
         }
-        return copy.deepcopy(out)
+        return _clone(out)
 
     @classmethod
     def from_json(cls, data: dict[str, Json]) -> SessionState:
@@ -73,7 +79,7 @@ class SessionState:
             raise StateError("session state must be an object")
         if data.get("version") != STATE_VERSION:
             raise StateError(f"unsupported session state version {data.get('version')!r}")
-        d = copy.deepcopy(data)
+        d = _clone(data)
         try:
             st = cls(
                 agent=str(d["agent"]),
@@ -105,7 +111,7 @@ class SessionState:
 
     def public(self) -> dict[str, Json]:
         """What the API returns as `state`: the session variables and where the session is."""
-        return copy.deepcopy(
+        return _clone(
             {
                 "agent": self.agent,
                 "status": self.status,

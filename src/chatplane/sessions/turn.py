@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chatplane.agents.service import AgentService
+from chatplane.agents.types import Resolved
 from chatplane.chat.service import ChatService
 from chatplane.errors import (
     FailedPrecondition,
@@ -28,6 +29,7 @@ from chatplane.errors import (
 )
 from chatplane.iam import scopes as scope_names
 from chatplane.kit.admission import InflightLimiter
+from chatplane.kit.cache import TtlCache
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
 from chatplane.lang import ir
@@ -160,6 +162,8 @@ class TurnService:
         self._limits = limits or Limits()
         self._payload_max_bytes = payload_max_bytes  # None: model payloads are not kept
         self._locks = TurnLocks(db)
+        # Resolved deployments of resumed sessions; a retirement shows within the TTL.
+        self._deployments: TtlCache[tuple[str, str], Resolved] = TtlCache(5.0)
 
     async def active_on(self, deployment_id: str) -> int:
         """Active sessions on a deployment: a draining deployment retires at 0."""
@@ -300,10 +304,15 @@ class TurnService:
 
     async def _programs(self, tenant_id: str, row: AgentSession) -> Mapping[str, ir.Program]:
         """A session stays on the deployment it started on (while it is active or
-        draining); a draft session follows the project's current sources."""
+        draining); a draft session follows the project's current sources. A deployment's
+        programs never change and its status is re-read at most every few seconds."""
         if row.deployment_id is None:
             return (await self._agents.resolve(tenant_id, row.project_id)).agents
-        resolved = await self._agents.get_deployment_programs(tenant_id, row.deployment_id)
+        key = (tenant_id, row.deployment_id)
+        resolved = self._deployments.get(key)
+        if resolved is None:
+            resolved = await self._agents.get_deployment_programs(tenant_id, row.deployment_id)
+            self._deployments.put(key, resolved)
         if resolved.status == "retired":
             raise Gone("Deployment is retired", reason="DEPLOYMENT_RETIRED")
         return resolved.agents
