@@ -351,6 +351,8 @@ def render(r: Results) -> str:
 
     if r.lang:
         out += lang_bench.render(r.lang)
+    if r.agent:
+        out += r.agent
 
     # --- memory and checks ------------------------------------------------------------------
     if r.rss_peak:

@@ -20,7 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from bench import lang_bench, procs
+from bench import agent_bench, lang_bench, procs
 from bench.clients import Clients
 from bench.report import render
 from bench.stats import Sample, closed_loop, interleaved, warm_up
@@ -83,6 +83,7 @@ class Results:
     usage: list[dict[str, Any]] = field(default_factory=list)
     # C: the agent language (compile, deploy), in-process.
     lang: list[lang_bench.Timing] = field(default_factory=list)
+    agent: list[str] = field(default_factory=list)  # section D, rendered by agent_bench
     duration: float = 0.0
 
 
@@ -275,6 +276,8 @@ async def _run(results: Results) -> None:
             await _measure(results, Path(tmp))
         _say("C. agent language: compile a 500-line agent, deploy a 20-agent project")
         results.lang = await lang_bench.run(quick=results.plan == QUICK)
+        _say("D. agent turns: deterministic and reasoning turns through Envoy, history")
+        results.agent = await agent_bench.run(quick=results.plan == QUICK)
     results.duration = time.perf_counter() - started
 
 
