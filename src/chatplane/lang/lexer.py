@@ -11,7 +11,11 @@ from dataclasses import dataclass
 
 from chatplane.lang.source import Sink
 
-_KEY = re.compile(r"""([A-Za-z_$@][\w.\-@$]*\??|"[^"\n]*"|'[^'\n]*')[ \t]*:(?=[ \t]|$)""")
+# `USE BEHAVIOR_PROFILE:` (with a space) is the one keyword the reference spells with a blank.
+_KEY = re.compile(
+    r"""([A-Za-z_$@][\w.\-@$]*\??|(?i:USE[ \t]+BEHAVIOR_PROFILE)|"[^"\n]*"|'[^'\n]*')"""
+    r"""[ \t]*:(?=[ \t]|$)"""
+)
 _BLOCK = {"|", "|-", "|+", ">", ">-", ">+"}
 
 

@@ -15,12 +15,16 @@ _DOC_KINDS = {"AGENT": "agent", "SUPERVISOR": "supervisor", "BEHAVIOR_PROFILE": 
 _TEXT = {"VERSION", "DESCRIPTION", "LANGUAGE", "GOAL", "PERSONA", "INSTRUCTIONS"}
 _TYPED = {"TOOLS", "GATHER", "MEMORY", "FLOW", "ON_START", "HANDOFF", "ESCALATE", "COMPLETE"}
 _TYPED |= {"ON_ERROR", "LIMITATIONS", "MODE"}
+# In a behavior profile these are override blocks (TOOLS: HIDE/ADD, GATHER: FIELD_OVERRIDES,
+# FLOW: SKIP/OVERRIDES/INSERTIONS), not the agent sections of the same name: kept as data.
+_PROFILE_OVERRIDES = {"TOOLS", "GATHER", "FLOW"}
 # Sections the reference defines that the runtime does not execute yet (name for the warning).
 _LATER = {
     "GUARDRAILS": "guardrails",
     "CONSTRAINTS": "constraints",
     "BEHAVIOR_PROFILE": "behavior profiles",
     "BEHAVIOR_PROFILES": "behavior profiles",
+    "USE_BEHAVIOR_PROFILE": "behavior profiles",
     "PROFILES": "behavior profiles",
     "NLU": "NLU",
     "INTENTS": "NLU intents",
@@ -48,22 +52,30 @@ def lower(ctx: Ctx, root: Node, fmt: str) -> ir.Program | None:
     goal_node = top.get("GOAL")
     ident = top.get("IDENTITY")
     if goal_node is None and ident is not None:
-        goal_node = ident.get("GOAL")
+        goal_node = ident.get("GOAL", "ROLE")
     if goal_node is None and kind != "behavior_profile":
         ctx.sink.error("ABL0106", "the file has no GOAL: section; every agent needs one", 1, 1)
 
     def text(key: str) -> str | None:
-        n = top.get(key) or (ident.get(key) if ident is not None else None)
+        # IDENTITY's `role` is the goal (agent-declaration page); its other fields keep their names.
+        alias = ("ROLE",) if key == "GOAL" else ()
+        n = top.get(key) or (ident.get(key, *alias) if ident is not None else None)
         if n is None:
             return None
         if n.value is None and n.children:
             return "\n".join(strings(n))
         return sval(n)
 
+    overrides = _PROFILE_OVERRIDES if kind == "behavior_profile" else set()
     sections: list[ir.Section] = []
     for c in root.entries():
         up = c.ukey
-        if up in _TEXT or up in _TYPED or (up in _DOC_KINDS and c is name_node):
+        typed = up in _TYPED and up not in overrides
+        if up in _TEXT or typed or (up in _DOC_KINDS and c is name_node):
+            continue
+        if up in overrides:
+            ctx.sink.unsupported(f"behavior profile {c.key} override", c.line, c.col)
+            sections.append(ir.Section(up, data_of(c), False, c.line))
             continue
         if up == "IDENTITY":
             continue
@@ -78,7 +90,7 @@ def lower(ctx: Ctx, root: Node, fmt: str) -> ir.Program | None:
                 c.line,
                 c.col,
             )
-        sections.append(ir.Section(c.key.upper(), data_of(c), False, c.line))
+        sections.append(ir.Section(up, data_of(c), False, c.line))
     mode = top.get("MODE")
     if mode is not None:
         ctx.sink.error(
@@ -89,8 +101,12 @@ def lower(ctx: Ctx, root: Node, fmt: str) -> ir.Program | None:
         )
     tools_node, gather_node = top.get("TOOLS"), top.get("GATHER")
     flow_node, start_node = top.get("FLOW"), top.get("ON_START")
+    if overrides:
+        tools_node = gather_node = flow_node = None
     err_node, mem_node = top.get("ON_ERROR"), top.get("MEMORY")
     esc_node, comp_node, hand_node = top.get("ESCALATE"), top.get("COMPLETE"), top.get("HANDOFF")
+    tools = tuple(lower_tools(ctx, tools_node)) if tools_node is not None else ()
+    ctx.tools = {t.name: t for t in tools}  # positional CALL arguments map onto these
     return ir.Program(
         ir_version=ir.IR_VERSION,
         format=fmt,
@@ -102,8 +118,10 @@ def lower(ctx: Ctx, root: Node, fmt: str) -> ir.Program | None:
         language=text("LANGUAGE"),
         persona=text("PERSONA"),
         instructions=text("INSTRUCTIONS"),
-        limitations=strings(top.get("LIMITATIONS")),
-        tools=tuple(lower_tools(ctx, tools_node)) if tools_node is not None else (),
+        limitations=strings(
+            top.get("LIMITATIONS") or (ident.get("LIMITATIONS") if ident is not None else None)
+        ),
+        tools=tools,
         gather=tuple(lower_gather(ctx, gather_node)) if gather_node is not None else (),
         memory=lower_memory(ctx, mem_node) if mem_node is not None else ir.Memory(),
         flow=lower_flow(ctx, flow_node) if flow_node is not None else None,

@@ -62,6 +62,7 @@ class Ctx:
 
     sink: Sink
     reads: list[tuple[str, int]] = field(default_factory=list)  # (root variable, line)
+    tools: dict[str, ir.Tool] = field(default_factory=dict)  # declared tools, by name
 
     def text(self, node: Node) -> ir.Text | None:
         raw = node.value
@@ -242,24 +243,44 @@ def assignments(ctx: Ctx, node: Node) -> list[ir.Set]:
 
 
 def call_args(ctx: Ctx, raw: str, line: int, col: int) -> tuple[str, list[ir.Arg]]:
-    """`tool`, `tool()`, `tool(a = x, b: y)` -> name and inline arguments."""
+    """`tool`, `tool()`, `tool(a = x, b: y)`, `tool(x, y)` -> name and inline arguments.
+
+    Positional arguments (the examples pages write `CALL: search_hotels(destination, 1)`) take
+    the declared tool's parameter names in order; an undeclared tool is reported by the checks.
+    """
     raw = raw.strip()
     if "(" not in raw:
         return raw, []
     name, _, rest = raw.partition("(")
+    name = name.strip()
     inner = rest.rsplit(")", 1)[0]
+    tool = ctx.tools.get(name)
+    params = [p.name for p in tool.params] if tool is not None else []
     args: list[ir.Arg] = []
+    position = 0
     for part in split_list(inner):
         m = _ASSIGN.match(part)
-        if m is None:
+        if m is not None:
+            e = ctx.expr(m.group(2), line, col, f"argument {m.group(1)}")
+            if e is not None:
+                args.append(ir.Arg(m.group(1), e))
+            continue
+        position += 1
+        if tool is None:
+            continue  # CALL of an undeclared tool: ABL0304 from the checks
+        if position > len(params):
             ctx.sink.error(
-                "ABL0201", f"CALL argument {part!r} at line {line} needs 'name = value'", line, col
+                "ABL0305",
+                f"CALL {name} at line {line} passes {position} positional arguments; "
+                f"{name} takes {len(params)}",
+                line,
+                col,
             )
             continue
-        e = ctx.expr(m.group(2), line, col, f"argument {m.group(1)}")
+        e = ctx.expr(part, line, col, f"argument {position} of {name}")
         if e is not None:
-            args.append(ir.Arg(m.group(1), e))
-    return name.strip(), args
+            args.append(ir.Arg(params[position - 1], e))
+    return name, args
 
 
 def with_args(ctx: Ctx, node: Node) -> list[ir.Arg]:

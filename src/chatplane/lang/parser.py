@@ -22,6 +22,7 @@ SECTIONS = frozenset(
         "AGENT",
         "SUPERVISOR",
         "BEHAVIOR_PROFILE",
+        "USE_BEHAVIOR_PROFILE",
         "VERSION",
         "DESCRIPTION",
         "LANGUAGE",
