@@ -60,6 +60,7 @@ LEGACY_ERRORS = {
     "invalid_input": ("validation_error", None),
 }
 ERROR_THEN = frozenset(["CONTINUE", "COMPLETE", "ESCALATE", "BACKTRACK", "RETRY_STEP", "HANDOFF"])
+_TEMPLATE_REF = re.compile(r"^\s*TEMPLATE\(\s*[A-Za-z_][\w.]*\s*\)\s*$")
 _FIELD_PROPS = {"PROMPT", "TYPE", "REQUIRED", "DEFAULT", "OPTIONS", "VALIDATE", "VALIDATION"}
 _FIELD_PROPS |= {"RETRY_PROMPT", "MAX_RETRIES", "NAME"}
 
@@ -91,7 +92,12 @@ def actions(ctx: Ctx, block: Node, skip: frozenset[str] = STEP_PROPS) -> list[ir
         k = c.ukey
         if k in skip:
             continue
-        if k in ("RESPOND", "SAY", "PRESENT", "MESSAGE"):
+        if k in ("RESPOND", "SAY", "PRESENT", "MESSAGE") and _TEMPLATE_REF.match(c.value or ""):
+            # `RESPOND: TEMPLATE(name)` names a TEMPLATES entry (rich content page); templates
+            # are not lowered yet, so this must not be sent as the literal text.
+            ctx.sink.unsupported(f"{c.key}: TEMPLATE()", c.line, c.col)
+            out.append(ir.Unsupported(c.key, data_of(c), c.line))
+        elif k in ("RESPOND", "SAY", "PRESENT", "MESSAGE"):
             t = ctx.text(c)
             if t is not None:
                 out.append(ir.Respond(t, c.line))
@@ -123,7 +129,8 @@ def actions(ctx: Ctx, block: Node, skip: frozenset[str] = STEP_PROPS) -> list[ir
             chk = out[last_check]
             assert isinstance(chk, ir.Check)
             out[last_check] = ir.Check(chk.cond, fail_actions(ctx, c), chk.line)
-        elif k in ("ON_RESULT", "ON_SUCCESS", "ON_FAIL") and last_call is not None:
+        elif k in ("ON_RESULT", "ON_SUCCESS", "ON_FAIL", "ON_FAILURE") and last_call is not None:
+            # ON_FAILURE (scripting page) is the CALL's failure outcome, the same as ON_FAIL.
             cl = out[last_call]
             assert isinstance(cl, ir.CallTool)
             arms = branches(ctx, c)

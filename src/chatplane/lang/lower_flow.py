@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from chatplane.lang import ir
 from chatplane.lang.ast import Node
 from chatplane.lang.lower_actions import actions, error_handlers
@@ -10,6 +12,7 @@ from chatplane.lang.values import unquote
 
 _FLOW_KEYS = {"ENTRY_POINT", "STEPS", "GLOBAL_DIGRESSIONS"}
 _FLOW_KEYS_LOWER = {k.lower() for k in _FLOW_KEYS}
+_THEN_REASON = re.compile(r"(?i)^(ESCALATE|COMPLETE)\s+with\s+REASON\s*:\s*(.*)$")
 
 
 def lower_flow(ctx: Ctx, node: Node) -> ir.Flow:
@@ -45,6 +48,10 @@ def lower_flow(ctx: Ctx, node: Node) -> ir.Flow:
             continue
         defs.append(c)
     for c in node.children:
+        if c.kind == "text" and "->" in (c.value or ""):
+            # `start -> collect -> done`: the scripting page's sequence sketch, read as the order.
+            order.extend(n.strip() for n in (c.value or "").split("->") if n.strip())
+            continue
         if c.kind != "entry":
             ctx.sink.error(
                 "ABL0103",
@@ -103,11 +110,18 @@ def lower_step(ctx: Ctx, node: Node) -> ir.Step:
                     bad.line,
                     bad.col,
                 )
+    then = unquote(then_node.value) if then_node is not None and then_node.value else None
+    if then is not None:
+        m = _THEN_REASON.match(then)
+        if m is not None:
+            # `THEN: ESCALATE with REASON: "..."` (scripting page): the action, and its reason.
+            then = m.group(1).upper()
+            extra["then_reason"] = unquote(m.group(2).strip())
     return ir.Step(
         name=node.key,
         reasoning=reasoning,
         actions=tuple(actions(ctx, node)),
-        then=unquote(then_node.value) if then_node is not None and then_node.value else None,
+        then=then,
         then_line=then_node.line if then_node is not None else 0,
         when=when,
         max_attempts=ival(ctx, node.get("MAX_ATTEMPTS")),

@@ -140,3 +140,95 @@ def test_identity_role_is_the_goal_and_its_limitations_count() -> None:
         "Brisk and polite",
         ("No catering orders",),
     )
+
+
+def test_flow_arrow_line_gives_the_step_order() -> None:
+    r = compile_ok(
+        src("""
+        FLOW:
+          ask -> thank
+          thank:
+            REASONING: false
+            RESPOND: "Thanks."
+          ask:
+            REASONING: false
+            RESPOND: "Hi."
+            THEN: thank
+        """)
+    )
+    p = r.program
+    assert p is not None and p.flow is not None
+    assert p.flow.order == ("ask", "thank") and p.flow.entry_point == "ask"
+    assert "ABL0103" not in codes(r)
+
+
+def test_flow_arrow_line_naming_missing_steps_is_an_undefined_step() -> None:
+    r = compile_source(src("FLOW:\n  begin -> middle -> COMPLETE\n"))
+    assert "ABL0103" not in codes(r)
+    assert [d.code for d in r.errors] == ["ABL0301"]  # entry_point 'begin'
+
+
+def test_step_then_escalate_with_reason() -> None:
+    r = compile_ok(
+        src("""
+        FLOW:
+          give_up:
+            REASONING: false
+            RESPOND: "Passing you on."
+            THEN: ESCALATE with REASON: "Parcel lost twice"
+        """)
+    )
+    p = r.program
+    assert p is not None and p.flow is not None
+    step = p.flow.steps["give_up"]
+    assert step.then == "ESCALATE"
+    assert step.extra["then_reason"] == "Parcel lost twice"
+
+
+def test_on_failure_after_call_is_the_calls_failure_branch() -> None:
+    r = compile_ok(
+        src("""
+        TOOLS:
+          ping(host: string) -> {ok: boolean}
+        FLOW:
+          probe:
+            REASONING: false
+            CALL: ping
+              WITH:
+                host: "gw"
+              AS: pong
+            ON_FAILURE:
+              RESPOND: "Gateway down."
+              THEN: done
+            THEN: done
+          done:
+            REASONING: false
+            RESPOND: "Bye."
+        """)
+    )
+    (call,) = _calls(r.program)
+    assert len(call.on_fail) == 1
+    gotos = [a.step for a in call.on_fail[0].actions if isinstance(a, ir.Goto)]
+    assert gotos == ["done"]
+    assert "ABL0105" not in codes(r)
+
+
+def test_respond_template_reference_is_not_sent_as_text() -> None:
+    r = compile_ok(
+        src("""
+        FLOW:
+          receipt:
+            REASONING: false
+            RESPOND: TEMPLATE(order_receipt)
+          quoted:
+            REASONING: false
+            RESPOND: "TEMPLATE(order_receipt)"
+        """)
+    )
+    p = r.program
+    assert p is not None and p.flow is not None
+    (a,) = p.flow.steps["receipt"].actions
+    assert isinstance(a, ir.Unsupported) and a.keyword == "RESPOND"
+    assert "ABL0401" in codes(r)
+    (b,) = p.flow.steps["quoted"].actions
+    assert isinstance(b, ir.Respond) and b.text.source == "TEMPLATE(order_receipt)"
