@@ -110,13 +110,22 @@ end
 -- in the vendor's envelope {"errors":[{"msg":"...","code":<HTTP status>}]}.
 local XO_PREFIXES = { "/api/public/", "/api/1.1/public/" }
 
+-- The OpenAI-compatible routes, /v1/..., answer errors in OpenAI's envelope
+-- {"error":{"message":"...","type":"...","param":<field or null>,"code":"<reason>"}}.
+local OPENAI_PREFIX = "/v1/"
+
 function envoy_on_request(handle)
   local path = handle:headers():get(":path") or ""
+  -- The client's method for the access log (the transcoder turns every call into POST).
+  handle:streamInfo():dynamicMetadata():set("chatplane", "method", handle:headers():get(":method") or "")
   for _, prefix in ipairs(XO_PREFIXES) do
     if string.sub(path, 1, #prefix) == prefix then
       handle:streamInfo():dynamicMetadata():set("chatplane", "xo", "1")
       return
     end
+  end
+  if string.sub(path, 1, #OPENAI_PREFIX) == OPENAI_PREFIX then
+    handle:streamInfo():dynamicMetadata():set("chatplane", "openai", "1")
   end
 end
 
@@ -151,6 +160,67 @@ local function xo_envelope(handle)
   local text = body ~= nil and body:getBytes(0, body:length()) or ""
   local message = status_message(text) or "Request failed"
   local replaced = '{"errors":[{"msg":"' .. message .. '","code":' .. string.format("%d", code) .. "}]}"
+  if body ~= nil then
+    body:setBytes(replaced)
+  end
+  headers = handle:headers()
+  headers:replace("content-type", "application/json")
+  headers:replace("content-length", string.format("%d", #replaced))
+end
+
+-- OpenAI's error `type` for an HTTP status.
+local function openai_type(code)
+  if code == 401 then
+    return "authentication_error"
+  elseif code == 403 then
+    return "permission_error"
+  elseif code == 404 then
+    return "not_found_error"
+  elseif code == 429 then
+    return "rate_limit_error"
+  elseif code >= 500 then
+    return "server_error"
+  end
+  return "invalid_request_error"
+end
+
+-- The (still escaped) contents of the JSON string `"key":"..."` in `body`, or nil.
+local function json_string(body, key)
+  local at = string.find(body, '"' .. key .. '":"', 1, true)
+  if at == nil then
+    return nil
+  end
+  local start = at + #key + 4
+  local i, n = start, #body
+  while i <= n do
+    local c = string.byte(body, i)
+    if c == 34 then
+      return string.sub(body, start, i - 1)
+    end
+    i = i + (c == 92 and 2 or 1)
+  end
+  return nil
+end
+
+local function openai_envelope(handle)
+  local meta = handle:streamInfo():dynamicMetadata():get("chatplane")
+  if meta == nil or meta["openai"] ~= "1" then
+    return
+  end
+  local headers = handle:headers()
+  local code = tonumber(headers:get(":status")) or 200
+  if code < 400 then
+    return
+  end
+  local body = handle:body()
+  local text = body ~= nil and body:getBytes(0, body:length()) or ""
+  local message = status_message(text) or "Request failed"
+  local reason = json_string(text, "reason")
+  local field = json_string(text, "field")
+  local param = field ~= nil and ('"' .. field .. '"') or "null"
+  local code_value = reason ~= nil and ('"' .. string.lower(reason) .. '"') or "null"
+  local replaced = '{"error":{"message":"' .. message .. '","type":"' .. openai_type(code)
+    .. '","param":' .. param .. ',"code":' .. code_value .. "}}"
   if body ~= nil then
     body:setBytes(replaced)
   end
@@ -252,4 +322,5 @@ function envoy_on_response(handle)
   end
 
   xo_envelope(handle)
+  openai_envelope(handle)
 end

@@ -18,6 +18,9 @@ import sys
 from pathlib import Path
 
 BASE = {"errors", "kit", "config"}
+# Metrics and logging helpers: domain-free, importable by the api layer, the domains and
+# the composition root (never by engines, which stay free of process-wide state).
+OBSERVABILITY = {"observability"}
 ENGINES = {"lang", "runtime", "llm", "ratelimit"}
 DOMAINS = {
     "iam",
@@ -35,19 +38,26 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "config": set(),
     "kit": set(),
+    "observability": set(),
     "storage": BASE,
     "lang": {"errors", "kit"},
     "runtime": {"errors", "kit", "lang"},
     "llm": {"errors", "kit"},
     "ratelimit": {"errors", "kit"},
-    **{domain: BASE | ENGINES | DOMAINS | {"storage"} for domain in DOMAINS},
-    "api": BASE | ENGINES | DOMAINS | {"storage", "proto"},
-    "app": BASE | ENGINES | DOMAINS | {"storage", "proto", "api"},
+    **{domain: BASE | ENGINES | DOMAINS | OBSERVABILITY | {"storage"} for domain in DOMAINS},
+    "api": BASE | ENGINES | DOMAINS | OBSERVABILITY | {"storage", "proto"},
+    "app": BASE | ENGINES | DOMAINS | OBSERVABILITY | {"storage", "proto", "api"},
     "gateway": BASE | {"proto"},
     "workers": BASE | {"gateway"},
-    "cli": BASE | ENGINES | DOMAINS | {"storage", "app", "gateway", "workers", "cli_agents"},
+    "cli": BASE
+    | ENGINES
+    | DOMAINS
+    | OBSERVABILITY
+    | {"storage", "app", "gateway", "workers", "cli_agents", "cli_testing"},
     # `agents check` compiles locally; push and deploy speak REST (urllib), like any client.
     "cli_agents": BASE | {"lang"},
+    # `test run` speaks REST (urllib) like any CI client.
+    "cli_testing": BASE,
 }
 # Third-party packages only some rooms may use.
 WIRE = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.")

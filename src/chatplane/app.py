@@ -9,6 +9,8 @@ import logging
 import signal
 from collections.abc import Callable
 
+from sqlalchemy import text
+
 from chatplane.agents.deployments import DeploymentService
 from chatplane.agents.service import AgentService
 from chatplane.analytics.jobs import JobRunner
@@ -33,6 +35,8 @@ from chatplane.sessions.queue import turn_queue
 from chatplane.sessions.service import SessionService
 from chatplane.sessions.turn import TurnService
 from chatplane.storage.db import Database
+from chatplane.testing.service import BotFunctionService, TestSuiteService
+from chatplane.testing.uploads import UploadService
 from chatplane.usage.service import UsageService, UsageWriter
 
 log = logging.getLogger("chatplane.server")
@@ -122,6 +126,26 @@ class App:
             idle_minutes=settings.session_idle_minutes,
             vendor_limiter=self.vendor_limiter,
         )
+        # XO uploads, bot function import, conversation test suites (durable jobs too).
+        self.uploads = UploadService(
+            self.db, FileStore(settings.data_dir / "uploads"), max_bytes=settings.upload_max_bytes
+        )
+        self.bot_functions = BotFunctionService(
+            self.db,
+            uploads=self.uploads,
+            projects=self.projects,
+            agents=self.agents,
+            limiter=self.vendor_limiter,
+        )
+        self.test_suites = TestSuiteService(
+            self.db,
+            uploads=self.uploads,
+            projects=self.projects,
+            agents=self.agents,
+            turns=self.turns,
+            runner=self.jobs,
+            limiter=self.vendor_limiter,
+        )
         self.idle_sessions = IdleSweeper(self.db, idle_minutes=settings.session_idle_minutes)
         self.server = GrpcServer(
             Services(
@@ -137,6 +161,11 @@ class App:
                 sessions=self.sessions,
                 chat_api=self.chat_api,
                 analytics=self.analytics,
+                uploads=self.uploads,
+                bot_functions=self.bot_functions,
+                test_suites=self.test_suites,
+                ping_database=self.ping_database,
+                metrics_token=settings.metrics_token,
             ),
             host=settings.host,
             port=settings.grpc_port,
@@ -149,6 +178,11 @@ class App:
     @property
     def grpc_port(self) -> int:
         return self.server.port
+
+    async def ping_database(self) -> None:
+        """Raises unless the database answers `SELECT 1` (readiness, GET /readyz)."""
+        async with self.db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     def _forget_tenant(self, tenant_id: str) -> None:
         self.chats.forget_tenant(tenant_id)

@@ -6,31 +6,29 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
-from chatplane import cli_agents
+from chatplane import cli_agents, cli_testing
 from chatplane.app import App, serve_until_signal
 from chatplane.config import Settings, default_max_inflight, descriptor_path
 from chatplane.errors import ChatplaneError
 from chatplane.iam import scopes
 from chatplane.iam.service import IamService
 from chatplane.iam.types import Bootstrap
+from chatplane.observability import logs, metrics
 
 if TYPE_CHECKING:
     from chatplane.gateway import EnvoyProcess
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, fmt: str = "json") -> None:
+    """JSON lines on stderr (CHATPLANE_LOG_FORMAT=text: the classic text lines), each with
+    the request id of the call it belongs to."""
+    logs.configure(level, fmt, stream=sys.stderr)
 
 
 def _print_bootstrap(created: Bootstrap) -> None:
@@ -94,6 +92,9 @@ async def _run(settings: Settings) -> int:
     if settings.workers > 1:
         async with _iam(settings):  # migrate and bootstrap once, before the workers
             pass
+        if metrics.multiprocess_dir() is None:
+            # Every worker writes its metrics there; any of them answers for all.
+            metrics.prepare_multiprocess((settings.data_dir / "prometheus").resolve())
         pool = WorkerPool(settings, settings.workers)
         ports = await pool.start()
     else:
@@ -287,13 +288,14 @@ def _parser() -> argparse.ArgumentParser:
     ccreate.add_argument("--scopes", default=f"{scopes.ANALYTICS_READ},{scopes.SESSION_READ}")
     ccreate.add_argument("--tenant")
     cli_agents.add_parsers(sub)  # agents check|push, deploy
+    cli_testing.add_parsers(sub)  # test run
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     try:
         return _dispatch(settings, args)
     except ChatplaneError as exc:
@@ -307,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command in cli_agents.COMMANDS:
         return cli_agents.run(args)
+    if args.command in cli_testing.COMMANDS:
+        return cli_testing.run(args)
     if args.command == "serve":
         asyncio.run(_serve(settings))
         return 0

@@ -56,6 +56,9 @@ class Settings:
     # largest attachment upload in bytes.
     session_idle_minutes: float = 30.0
     attachment_max_bytes: int = 20_000_000
+    # XO file uploads (/api/public/uploadfile), in bytes; keep it at most the attachment
+    # limit (grpc's receive limit follows that one).
+    upload_max_bytes: int = 10_000_000
     # Analytics: durable jobs running at once per process; the vendor's per-bot limits
     # on the XO routes (60 a minute, 1800 an hour); model call payloads kept for the LLM
     # usage logs (off: none), each capped at this many bytes.
@@ -64,6 +67,10 @@ class Settings:
     xo_rate_limit_per_hour: int = 1800
     llm_payloads: bool = True
     llm_payload_max_bytes: int = 32_768
+    # Logs: `json` (one object per line) or `text`. Metrics: the bearer token that lets
+    # non-loopback clients read GET /metrics (unset: loopback only).
+    log_format: str = "json"
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -104,12 +111,15 @@ class Settings:
             ),
             session_idle_minutes=float(env.get("CHATPLANE_SESSION_IDLE_MINUTES") or 30.0),
             attachment_max_bytes=_int(env, "CHATPLANE_ATTACHMENT_MAX_BYTES", 20_000_000),
+            upload_max_bytes=_int(env, "CHATPLANE_UPLOAD_MAX_BYTES", 10_000_000),
             job_concurrency=max(1, _int(env, "CHATPLANE_JOB_CONCURRENCY", 2)),
             xo_rate_limit_per_minute=_int(env, "CHATPLANE_XO_RATE_LIMIT_PER_MINUTE", 60),
             xo_rate_limit_per_hour=_int(env, "CHATPLANE_XO_RATE_LIMIT_PER_HOUR", 1800),
             llm_payloads=(env.get("CHATPLANE_LLM_PAYLOADS") or "on").lower()
             not in ("0", "off", "false"),
             llm_payload_max_bytes=_int(env, "CHATPLANE_LLM_PAYLOAD_MAX_BYTES", 32_768),
+            log_format=(env.get("CHATPLANE_LOG_FORMAT") or "json").strip().lower(),
+            metrics_token=env.get("CHATPLANE_METRICS_TOKEN") or None,
         )
 
 

@@ -53,6 +53,9 @@ MAX_DOWNSTREAM_CONNECTIONS = 10_000
 DEFAULT_MAX_UPSTREAM_REQUESTS = 1024
 """Envoy's circuit breaker on requests in flight to the servers (see the template)."""
 
+ACCESS_LOG_PATH = "/dev/stdout"
+"""Where Envoy writes its JSON access log (one object per request) by default."""
+
 STREAM_IDLE_TIMEOUT = "300s"
 UNARY_TIMEOUT = "60s"
 
@@ -86,6 +89,7 @@ def render_envoy_config(
     host: str = "127.0.0.1",
     grpc_host: str = "127.0.0.1",
     max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS,
+    access_log_path: str = ACCESS_LOG_PATH,
 ) -> str:
     """The Envoy bootstrap (YAML) for a gateway on host:http_port to grpc_host:grpc_port.
 
@@ -134,6 +138,7 @@ def render_envoy_config(
         "max_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
         "max_upstream_requests": max_upstream_requests,
         "unary_timeout": UNARY_TIMEOUT,
+        "access_log_path": access_log_path,
     }
     template = Template((ENVOY_DIR / TEMPLATE_NAME).read_text(encoding="utf-8"))
     # JSON scalars and arrays are valid YAML flow values, quoting included.
@@ -230,6 +235,7 @@ class EnvoyProcess:
         startup_timeout: float = 20.0,
         stop_timeout: float = 5.0,
         max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS,
+        access_log_path: str | Path = ACCESS_LOG_PATH,
     ) -> None:
         self._requested_port = http_port
         self._grpc_port = grpc_port
@@ -242,6 +248,7 @@ class EnvoyProcess:
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
         self._max_upstream_requests = max_upstream_requests
+        self._access_log_path = str(access_log_path)
         self._process: asyncio.subprocess.Process | None = None
         self._http_port: int | None = None
         self._admin_address: str | None = None
@@ -308,6 +315,7 @@ class EnvoyProcess:
                 host=self._host,
                 grpc_host=self._grpc_host,
                 max_upstream_requests=self._max_upstream_requests,
+                access_log_path=self._access_log_path,
             ),
             encoding="utf-8",
         )
@@ -319,6 +327,9 @@ class EnvoyProcess:
             "--admin-address-path",
             str(self.admin_address_path),
             "--use-dynamic-base-id",
+            # The access log reaches its file (stdout) within a second, not ten.
+            "--file-flush-interval-msec",
+            "1000",
             "-l",
             self._log_level,
         ]

@@ -16,9 +16,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
+from sqlmodel import col, select
+
 from chatplane.agents import lifecycle
 from chatplane.agents.checks import check_agent_name, require_project
-from chatplane.agents.compile import compile_failed, snapshot_hash, source_hash
+from chatplane.agents.compile import (
+    compile_failed,
+    compile_with_tools,
+    snapshot_hash,
+    source_hash,
+    tools_of,
+)
 from chatplane.agents.repository import AgentRepository, DeploymentRepository
 from chatplane.agents.types import (
     ACTIVE,
@@ -35,16 +43,18 @@ from chatplane.agents.types import (
 from chatplane.errors import Gone, InvalidArgument, NotFound
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
-from chatplane.lang import Program, compile_source, from_json, to_json
+from chatplane.lang import Program, from_json, ir, to_json
 from chatplane.projects.service import page_bounds
 from chatplane.storage.db import Database, UnitOfWork
 from chatplane.storage.models import Agent as AgentRow
 from chatplane.storage.models import Deployment as DeploymentRow
+from chatplane.storage.models import ImportedTool
 
 ActiveSessions = Callable[[str], Awaitable[int]]
 V = TypeVar("V")
 # Programs by agent name, agent ids by name: decoded once per deployment, never mutated.
 _Programs = tuple[Mapping[str, Program], Mapping[str, str]]
+_Sources = list[tuple[str, str, str]]
 CACHE_SIZE = 256  # decoded deployments kept in memory (they never change)
 
 
@@ -105,6 +115,7 @@ class DeploymentService:
         async with self._db.read() as tx:
             await require_project(tx, tenant_id, project_id)
             agents = list(await AgentRepository(tx, tenant_id).in_project(project_id))
+            imported = await _imported_sources(tx, tenant_id, project_id)
         if not agents:
             raise InvalidArgument(
                 "The project has no agents to deploy", field="entryAgentName", reason="NO_AGENTS"
@@ -115,7 +126,7 @@ class DeploymentService:
                 field="entryAgentName",
                 reason="AGENT_NOT_FOUND",
             )
-        snapshot = await asyncio.to_thread(_compile_all, agents)
+        snapshot = await asyncio.to_thread(_compile_all, agents, imported)
         now = utcnow()
         async with self._db.within(uow) as tx:
             await require_project(tx, tenant_id, project_id)
@@ -301,9 +312,11 @@ class DeploymentService:
         *,
         deployment_id: str = "",
         environment: str = "",
+        draft: bool = False,
         uow: UnitOfWork | None = None,
     ) -> Resolved:
-        """The programs an agent turn runs, first match wins:
+        """The programs an agent turn runs; `draft` asks for the current sources outright
+        (a test run "inDevelopment"). Otherwise the first match wins:
 
         1. `deployment_id`: that deployment (retired: Gone "Deployment is retired";
            unknown or another project's: NotFound "Deployment not found");
@@ -317,14 +330,20 @@ class DeploymentService:
         if environment:
             lifecycle.check_environment(environment)
         if uow is not None:
-            return await self._resolve(uow, tenant_id, project_id, deployment_id, environment)
+            return await self._resolve(
+                uow, tenant_id, project_id, deployment_id, environment, draft=draft
+            )
         async with self._db.read() as tx:
-            return await self._resolve(tx, tenant_id, project_id, deployment_id, environment)
+            return await self._resolve(
+                tx, tenant_id, project_id, deployment_id, environment, draft=draft
+            )
 
     async def _resolve(
-        self, tx: UnitOfWork, t: str, p: str, d: str, e: str
-    ) -> Resolved:  # tenant, project, deployment id, environment
+        self, tx: UnitOfWork, t: str, p: str, d: str, e: str, *, draft: bool
+    ) -> Resolved:  # tenant, project, deployment id, environment, draft only
         repo = DeploymentRepository(tx, t)
+        if draft:
+            return await self._draft_of(tx, t, p)
         if d:
             row = await repo.in_project(p, d)
             if row is None:
@@ -339,7 +358,10 @@ class DeploymentService:
             row = await repo.newest_active(p)
         if row is not None:
             return self._resolved(row)
-        agents = await AgentRepository(tx, t).in_project(p)
+        return await self._draft_of(tx, t, p)
+
+    async def _draft_of(self, tx: UnitOfWork, tenant_id: str, project_id: str) -> Resolved:
+        agents = await AgentRepository(tx, tenant_id).in_project(project_id)
         if not agents:
             raise NotFound("Project not found or has no agents", reason="PROJECT_NOT_FOUND")
         return self._draft(agents)
@@ -357,6 +379,19 @@ class DeploymentService:
         if row is None:
             raise deployment_not_found()
         return self._resolved(row)
+
+    async def active_sources(
+        self, tx: UnitOfWork, tenant_id: str, project_id: str
+    ) -> Sequence[tuple[str, str, str]]:
+        """(agent name, `deployment <id>`, source) of every active deployment's agents."""
+        rows = await DeploymentRepository(tx, tenant_id).filtered(
+            project_id, environment="", status=ACTIVE, limit=10, offset=0
+        )
+        out: _Sources = []
+        for row in rows[0]:
+            for name, agent in sorted(json.loads(row.snapshot).items()):
+                out.append((name, f"deployment {row.id}", str(agent.get("source", ""))))
+        return out
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -401,6 +436,8 @@ class DeploymentService:
         # programs but not ids.
         ids = ",".join(sorted(a.id for a in rows))
         key = f"draft:{ids}:" + snapshot_hash({a.name: (a.format, a.content_hash) for a in rows})
+        # Importing tools compiles the agents again without changing their sources.
+        key += ":" + max(a.updated_at for a in rows).isoformat()
         cached = self._programs.get(key)
         if cached is None:
             cached = (
@@ -412,13 +449,25 @@ class DeploymentService:
         return Resolved(None, "", DRAFT, entry, *cached)
 
 
-def _compile_all(agents: list[AgentRow]) -> dict[str, dict[str, Any]]:
-    """Every agent compiled again with the whole project known; every error at once."""
+async def _imported_sources(tx: UnitOfWork, tenant_id: str, project_id: str) -> list[str]:
+    """The project's imported tool declarations (`imported_tools`), oldest first."""
+    rows = await tx.exec(
+        select(ImportedTool.source)
+        .where(ImportedTool.tenant_id == tenant_id, ImportedTool.project_id == project_id)
+        .order_by(col(ImportedTool.created_at), col(ImportedTool.name))
+    )
+    return list(rows.all())
+
+
+def _compile_all(agents: list[AgentRow], imported: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Every agent compiled again with the whole project known and the project's
+    imported tools (frozen into the snapshot); every error at once."""
     known = frozenset(a.name for a in agents)
+    tools: tuple[ir.Tool, ...] = tools_of(imported)
     snapshot: dict[str, dict[str, Any]] = {}
     failed = []
     for agent in agents:
-        result = compile_source(agent.source, known_agents=known)
+        result = compile_with_tools(agent.source, tools, known_agents=known)
         if result.program is None:
             failed.append((f"agents.{agent.name}.source", agent.name, result))
             continue

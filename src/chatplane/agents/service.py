@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 
 from chatplane.agents.checks import agent_not_found, check_agent_name, require_project
-from chatplane.agents.compile import compile_failed, source_hash
+from chatplane.agents.compile import compile_failed, compile_with_tools, source_hash, tools_of
 from chatplane.agents.deployments import DeploymentService
 from chatplane.agents.repository import AgentRepository
 from chatplane.agents.types import Agent, AgentWarning, Resolved
 from chatplane.errors import AlreadyExists, InvalidArgument
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
-from chatplane.lang import CompileResult, compile_source, ir, to_json
+from chatplane.lang import CompileResult, ir, to_json
 from chatplane.storage.db import Database, UnitOfWork
 from chatplane.storage.models import Agent as AgentRow
+from chatplane.storage.models import ImportedTool
+
+_Problems = list[str]
 
 
 class AgentService:
@@ -33,11 +38,17 @@ class AgentService:
         *,
         deployment_id: str = "",
         environment: str = "",
+        draft: bool = False,
         uow: UnitOfWork | None = None,
     ) -> Resolved:
         """What an agent turn runs; see `DeploymentService.resolve` for the order."""
         return await self.deployments.resolve(
-            tenant_id, project_id, deployment_id=deployment_id, environment=environment, uow=uow
+            tenant_id,
+            project_id,
+            deployment_id=deployment_id,
+            environment=environment,
+            draft=draft,
+            uow=uow,
         )
 
     async def get_deployment_programs(
@@ -65,9 +76,10 @@ class AgentService:
         async with self._db.read() as tx:
             await require_project(tx, tenant_id, project_id)
             known = await AgentRepository(tx, tenant_id).names(project_id)
+            imported = await imported_tools(tx, tenant_id, project_id)
         known.add(name)
         # Off the event loop: a long source takes milliseconds to compile.
-        result = await asyncio.to_thread(compile_source, source)
+        result = await asyncio.to_thread(compile_with_tools, source, imported)
         _check_compiled(result, name)
         assert result.program is not None
         program = result.program
@@ -132,6 +144,54 @@ class AgentService:
                 raise agent_not_found()
             await repo.delete(row)
         return Agent.of(row)
+
+    # --- imported tools (issue 13) -----------------------------------------------------
+
+    async def imported_tool_conflicts(
+        self, tenant_id: str, project_id: str, declarations: Sequence[str]
+    ) -> Sequence[str]:
+        """What the project's imported tools set to `declarations` would break: every
+        saved agent and every agent of an active deployment compiled again with them;
+        one line per error (`agent (where): line L, col C: [CODE] message`)."""
+        tools = await asyncio.to_thread(tools_of, declarations)
+        async with self._db.read() as tx:
+            await require_project(tx, tenant_id, project_id)
+            rows = await AgentRepository(tx, tenant_id).in_project(project_id)
+            deployed = await self.deployments.active_sources(tx, tenant_id, project_id)
+        sources = [(r.name, "draft", r.source) for r in rows] + [*deployed]
+        problems: _Problems = []
+        for name, where, source in sources:
+            result = await asyncio.to_thread(compile_with_tools, source, tools)
+            problems += [
+                f"{name} ({where}): line {d.line}, col {d.col}: [{d.code}] {d.message}"
+                for d in result.errors
+            ]
+        return problems
+
+    async def recompile_with_tools(
+        self, tx: UnitOfWork, tenant_id: str, project_id: str, declarations: Sequence[str]
+    ) -> None:
+        """The saved agents compiled again with the project's new imported tools (what a
+        draft runs); deployments keep the tools they were created with."""
+        tools = tools_of(declarations)
+        now = utcnow()
+        for row in await AgentRepository(tx, tenant_id).in_project(project_id):
+            result = compile_with_tools(row.source, tools)
+            if result.program is not None:
+                row.ir = json.dumps(to_json(result.program), separators=(",", ":"))
+                row.updated_at = now
+
+
+async def imported_tools(tx: UnitOfWork, tenant_id: str, project_id: str) -> tuple[ir.Tool, ...]:
+    """The project's imported tools (`imported_tools`), oldest first."""
+    rows = (
+        await tx.exec(
+            select(ImportedTool)
+            .where(ImportedTool.tenant_id == tenant_id, ImportedTool.project_id == project_id)
+            .order_by(col(ImportedTool.created_at), col(ImportedTool.name))
+        )
+    ).all()
+    return await asyncio.to_thread(tools_of, [r.source for r in rows])
 
 
 def _check_compiled(result: CompileResult, name: str) -> None:

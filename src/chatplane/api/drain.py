@@ -2,8 +2,11 @@
 ones still running with an in-band message instead of cutting them silently.
 
 The interceptor registers every streaming call's task. `Drain.run(grace)` waits until no
-stream is left or the grace period is over, then cancels the remaining tasks; the
-interceptor recognises such a cancellation (`was_shut`) and, for a stream already
+stream is left or the grace period is over, then marks the remaining tasks shut and
+cancels those not handing a message to grpc at that moment (a cancellation inside grpc's
+send would end the call with CANCELLED instead); a task that was sending sees the mark
+as soon as its message is out. The interceptor recognises a shut task (`was_shut`) and,
+for a stream already
 started, sends the method's last message (for chat: an `error` event "server shutting
 down", retryable) and ends the call normally. The service below has already seen the
 cancellation and recorded the call as `cancelled` with the tokens it delivered.
@@ -22,6 +25,7 @@ class Drain:
     def __init__(self) -> None:
         self._active: set[asyncio.Task[object]] = set()
         self._shut: set[asyncio.Task[object]] = set()
+        self._sending: set[asyncio.Task[object]] = set()  # inside grpc's send right now
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -37,8 +41,17 @@ class Drain:
             return
         self._active.discard(task)
         self._shut.discard(task)
+        self._sending.discard(task)
         if not self._active:
             self._idle.set()
+
+    def sending(self, task: asyncio.Task[object] | None, now: bool) -> None:
+        """Around each message handed to grpc: such a task is not cancelled, only marked."""
+        if task is not None:
+            if now:
+                self._sending.add(task)
+            else:
+                self._sending.discard(task)
 
     def was_shut(self, task: asyncio.Task[object] | None) -> bool:
         """Whether `task` was cancelled by the end of the grace period."""
@@ -60,5 +73,6 @@ class Drain:
             )
         for task in left:
             self._shut.add(task)
-            task.cancel()
+            if task not in self._sending:
+                task.cancel()
         return len(left)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -22,9 +21,10 @@ from chatplane.api import call
 from chatplane.api.drain import Drain
 from chatplane.api.errors import ResponseTooLarge, to_status
 from chatplane.api.limits import check_request
-from chatplane.errors import ChatplaneError, InvalidArgument, Unavailable
+from chatplane.errors import ChatplaneError, InvalidArgument, RateLimited, Unavailable
 from chatplane.iam.auth import Authenticator
 from chatplane.kit.admission import InflightLimiter
+from chatplane.observability import logs, metrics
 from chatplane.ratelimit import RateLimiter, admit
 
 access_log = logging.getLogger("chatplane.access")
@@ -106,8 +106,12 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         shutdown_messages: Mapping[str, Callable[[], Any]] | None = None,
         inflight: InflightLimiter | None = None,
         public_methods: frozenset[str] = frozenset(),
+        open_methods: frozenset[str] = frozenset(),
     ) -> None:
         self._auth = authenticator
+        # Methods anyone may call, without credentials, rate limits or shedding (probes,
+        # metrics, the OpenAPI document): api/servicers/ops.py.
+        self._open = open_methods
         # The only methods publishable (`pk_live_`) keys may call: the Chat API.
         self._public = public_methods
         self._limiter = limiter
@@ -156,6 +160,8 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
 
     async def _admit(self, state: call.CallState, headers: dict[str, str]) -> None:
         """Authenticate, check the method's scope, count the call against the tenant."""
+        if state.method in self._open:
+            return
         scope = self._scopes.get(state.method)
         if scope is None:  # every chatplane method must be listed: deny by default
             raise ChatplaneError(f"No access policy for {state.method}")
@@ -173,17 +179,20 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         )
         state.response_headers.update(decision.headers())
 
-    def _enter(self) -> bool:
+    def _enter(self, method: str) -> bool:
         """Take an in-flight slot or shed the call; True when a slot must be released."""
-        if self._inflight is None:
+        if self._inflight is None or method in self._open:
             return False
         if not self._inflight.try_acquire():
+            metrics.rpc_shed()
             raise self._inflight.refusal()
         return True
 
     def _start(self, method: str, headers: dict[str, str]) -> call.CallState:
         state = call.CallState(method, headers.get("x-request-id") or uuid.uuid4().hex)
         call.begin(state)
+        logs.bind_request_id(state.request_id)  # on every log line of this call
+        metrics.rpc_started()
         return state
 
     async def _fail(
@@ -191,6 +200,8 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
     ) -> NoReturn:
         if not isinstance(exc, ChatplaneError):
             log.exception("unhandled error in %s", state.method, exc_info=exc)
+        elif isinstance(exc, RateLimited):
+            metrics.rate_limited(exc.reason)
         code, message, trailing = to_status(exc, state.response_headers)
         ctx.set_code(code)  # abort() alone leaves code() unset for the access log
         await ctx.abort(code, message, trailing)
@@ -203,7 +214,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             held = False
             try:
                 _check_decoded(request)  # before any auth or storage work
-                held = self._enter()
+                held = self._enter(method)
                 await self._admit(state, headers)
                 response = await behavior(request, ctx)
                 self._check_size(response)
@@ -234,7 +245,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             held = False
             try:
                 _check_decoded(request)  # before any auth or storage work
-                held = self._enter()
+                held = self._enter(method)
                 await self._admit(state, headers)
                 # aclosing: a client that goes away closes the servicer's stream at once
                 # (and with it the upstream call), not whenever it is garbage-collected.
@@ -246,7 +257,11 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
                             # before it is still a trailers-only status (a real HTTP error).
                             await ctx.send_initial_metadata(tuple(state.response_headers.items()))
                             first = False
+                        self._drain.sending(task, True)
                         yield message
+                        self._drain.sending(task, False)
+                        if self._drain.was_shut(task):  # marked while grpc was sending
+                            raise asyncio.CancelledError
             except asyncio.CancelledError:
                 if not self._drain.was_shut(task):
                     raise  # the client went away
@@ -268,21 +283,28 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _log(state: call.CallState, ctx: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
-    if not access_log.isEnabledFor(logging.INFO):
-        return
+    """The call's metrics and its one access-log line (JSON fields: method, status,
+    latency_ms, tenant, subject, request_id)."""
+    seconds = time.perf_counter() - started
     code = ctx.code()
     name = code.name if isinstance(code, grpc.StatusCode) else "OK"
     if ctx.cancelled():
         name = "CANCELLED"
+    metrics.rpc_finished(state.method, name, seconds)
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    latency = round(seconds * 1000, 2)
     access_log.info(
-        json.dumps(
-            {
-                "method": state.method,
-                "status": name,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-                "tenant": state.principal.tenant_id if state.principal else None,
-                "subject": state.principal.subject if state.principal else None,
-                "request_id": state.request_id,
-            }
-        )
+        "%s %s %sms",
+        state.method,
+        name,
+        latency,
+        extra={
+            "method": state.method,
+            "status": name,
+            "latency_ms": latency,
+            "tenant": state.principal.tenant_id if state.principal else None,
+            "subject": state.principal.subject if state.principal else None,
+            "request_id": state.request_id,
+        },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -21,11 +21,23 @@ from chatplane.agents.deployments import DeploymentService
 from chatplane.agents.service import AgentService
 from chatplane.analytics.service import AnalyticsService
 from chatplane.analytics.v1 import analytics_service_pb2, analytics_service_pb2_grpc
+from chatplane.api import openapi
 from chatplane.api.chat_wire import SHUTDOWN_MESSAGES
 from chatplane.api.drain import Drain
 from chatplane.api.interceptor import ApiInterceptor
 from chatplane.api.overload import overload_limiter
-from chatplane.api.servicers import agents, analytics, chat, chats, keys, projects, sessions
+from chatplane.api.servicers import (
+    agents,
+    analytics,
+    chat,
+    chats,
+    keys,
+    openai,
+    ops,
+    projects,
+    sessions,
+    testing,
+)
 from chatplane.chat.service import ChatService
 from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from chatplane.chatapi.v1 import chat_api_service_pb2, chat_api_service_pb2_grpc
@@ -33,6 +45,8 @@ from chatplane.config import default_max_inflight
 from chatplane.iam.auth import Authenticator
 from chatplane.iam.service import IamService
 from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
+from chatplane.openai.v1 import openai_service_pb2, openai_service_pb2_grpc
+from chatplane.ops.v1 import ops_service_pb2, ops_service_pb2_grpc
 from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
 from chatplane.projects.service import ProjectService
 from chatplane.ratelimit import RateLimiter
@@ -40,6 +54,9 @@ from chatplane.session.v1 import session_service_pb2, session_service_pb2_grpc
 from chatplane.sessions.chats import ChatApi
 from chatplane.sessions.service import SessionService
 from chatplane.sessions.turn import TurnService
+from chatplane.testing.service import BotFunctionService, TestSuiteService
+from chatplane.testing.uploads import UploadService
+from chatplane.testing.v1 import testing_service_pb2, testing_service_pb2_grpc
 from chatplane.usage.service import UsageService
 
 log = logging.getLogger("chatplane.server")
@@ -69,6 +86,18 @@ class Services:
     sessions: SessionService
     chat_api: ChatApi
     analytics: AnalyticsService | None = None
+    # The XO upload, bot function import and conversation test suites (issue 13).
+    uploads: UploadService | None = None
+    bot_functions: BotFunctionService | None = None
+    test_suites: TestSuiteService | None = None
+    # Readiness (GET /readyz): raises when the database does not answer.
+    ping_database: Callable[[], Awaitable[None]] | None = None
+    # GET /metrics from non-loopback clients: `Authorization: Bearer <token>`.
+    metrics_token: str | None = None
+
+
+async def _no_database() -> None:
+    return None
 
 
 class GrpcServer:
@@ -82,6 +111,7 @@ class GrpcServer:
         self.inflight = overload_limiter(max_inflight or default_max_inflight())
         self._server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
+        self.draining = False  # set when stop() begins: readiness fails from then on
 
     async def start(self) -> None:
         app = self._app
@@ -93,6 +123,9 @@ class GrpcServer:
             **sessions.SCOPES,
             **chats.SCOPES,
             **analytics.SCOPES,
+            **testing.SCOPES,
+            **openai.SCOPES,
+            **ops.SCOPES,
         }
         # Attachment uploads are the only larger requests (the gateway raises its limit
         # for that route alone); grpc's receive limit is per server.
@@ -105,9 +138,10 @@ class GrpcServer:
                     scopes=scope_table,
                     max_reply_bytes=MAX_MESSAGE_BYTES,
                     drain=self.drain,
-                    shutdown_messages=SHUTDOWN_MESSAGES,
+                    shutdown_messages={**SHUTDOWN_MESSAGES, **openai.SHUTDOWN_MESSAGES},
                     inflight=self.inflight,
                     public_methods=chats.PUBLIC_METHODS,
+                    open_methods=ops.OPEN_METHODS,
                 )
             ],
             options=[
@@ -143,6 +177,26 @@ class GrpcServer:
             analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
                 analytics.AnalyticsServicer(app.analytics), server
             )
+        openai_service_pb2_grpc.add_OpenAiServiceServicer_to_server(
+            openai.OpenAiServicer(app.chats), server
+        )
+        ops_service_pb2_grpc.add_OpsServiceServicer_to_server(
+            ops.OpsServicer(
+                ping_database=app.ping_database or _no_database,
+                draining=lambda: self.draining,
+                openapi=openapi.document_bytes,
+                metrics_token=app.metrics_token,
+            ),
+            server,
+        )
+        if app.uploads is not None and app.bot_functions is not None:
+            testing_service_pb2_grpc.add_BotFunctionServiceServicer_to_server(
+                testing.BotFunctionServicer(app.uploads, app.bot_functions), server
+            )
+        if app.test_suites is not None:
+            testing_service_pb2_grpc.add_TestSuiteServiceServicer_to_server(
+                testing.TestSuiteServicer(app.test_suites), server
+            )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         self._service_names = [
             project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"].full_name,
@@ -152,10 +206,20 @@ class GrpcServer:
             deployment_service_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
             session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
             chat_api_service_pb2.DESCRIPTOR.services_by_name["ChatApiService"].full_name,
+            openai_service_pb2.DESCRIPTOR.services_by_name["OpenAiService"].full_name,
+            ops_service_pb2.DESCRIPTOR.services_by_name["OpsService"].full_name,
         ]
         if app.analytics is not None:
             self._service_names.append(
                 analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+            )
+        if app.uploads is not None and app.bot_functions is not None:
+            self._service_names.append(
+                testing_service_pb2.DESCRIPTOR.services_by_name["BotFunctionService"].full_name
+            )
+        if app.test_suites is not None:
+            self._service_names.append(
+                testing_service_pb2.DESCRIPTOR.services_by_name["TestSuiteService"].full_name
             )
         missing = _unlisted_methods(self._service_names, scope_table)
         if missing:
@@ -189,6 +253,7 @@ class GrpcServer:
         """Stop accepting; in-flight calls finish within `grace` seconds. Streams still
         running then end with an in-band "server shutting down" (api/drain.py), given
         STREAM_END_SECONDS more to send it; anything left after that is cut."""
+        self.draining = True
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
             stopping = asyncio.create_task(self._server.stop(grace + STREAM_END_SECONDS))

@@ -29,6 +29,7 @@ from chatplane.kit.cache import TtlCache
 from chatplane.llm.pricing import PriceTable
 from chatplane.llm.registry import ProviderRegistry
 from chatplane.llm.types import CompletionParams, Finish, Provider, ProviderEvent, UsageUpdate
+from chatplane.observability import metrics
 from chatplane.projects.repository import ProjectRepository
 from chatplane.projects.types import tier_models
 from chatplane.ratelimit import RateLimiter, admit
@@ -137,7 +138,7 @@ class ChatService:
         self, tenant_id: str, request: ChatRequest, model: str, provider: str, started: float
     ) -> Meter:
         return Meter(
-            self._usage.record,
+            self._record,
             self._prices,
             started=started,
             tenant_id=tenant_id,
@@ -168,10 +169,19 @@ class ChatService:
             latency_ms=meter.elapsed_ms(),
         )
 
+    def _observe(self, row: UsageRow) -> None:
+        """The call in the metrics (models outside the price table count as `other`)."""
+        metrics.observe_usage_row(row, known_model=self._prices.get(str(row["model"])) is not None)
+
+    def _record(self, row: UsageRow) -> None:
+        self._observe(row)
+        self._usage.record(row)
+
     async def _store(self, meter: Meter, status: str) -> None:
         """Write the call's usage row and wait until it is durable (once per call)."""
         row = meter.take(status)
         if row is not None:
+            self._observe(row)
             await self._usage.write(row)
 
     async def stream(self, tenant_id: str, request: ChatRequest) -> AsyncIterator[ChatEvent]:

@@ -22,12 +22,12 @@ class StateError(ValueError):
     """A stored state this runtime cannot read."""
 
 
-
 def _clone(value: dict[str, Json]) -> dict[str, Json]:
     """A deep copy of JSON data (a JSON round trip: several times faster than deepcopy,
     which matters with a 40-message history copied a few times per turn)."""
     copied: dict[str, Json] = json.loads(json.dumps(value))
     return copied
+
 
 @dataclass(slots=True)
 class SessionState:

@@ -29,6 +29,7 @@ from chatplane.llm.types import (
     ToolSpec,
     UsageUpdate,
 )
+from chatplane.observability import metrics
 from chatplane.ratelimit import RateLimiter, admit
 from chatplane.runtime import ModelRequest, ModelResult, StreamItem, ToolCallRequest, ToolResult
 from chatplane.sessions.http_tools import HttpTools
@@ -209,7 +210,7 @@ class TurnHost:
             max_tokens=MAX_MODEL_TOKENS,
         )
         meter = Meter(
-            self.usage_rows.append,
+            self._record_usage,
             self._chats.prices,
             started=started,
             tenant_id=self._tenant_id,
@@ -271,9 +272,17 @@ class TurnHost:
             ttft_ms=meter.ttft_ms,
         )
 
+    def _record_usage(self, row: UsageRow) -> None:
+        """Kept for the turn's transaction, and counted in the LLM metrics."""
+        self.usage_rows.append(row)
+        known = self._chats.prices.get(str(row["model"])) is not None
+        metrics.observe_usage_row(row, known_model=known)
+
     async def call_tool(self, tool: ir.Tool, args: dict[str, Any], *, span_id: str) -> ToolResult:
         if tool.kind == "http" and tool.http is not None:
-            return await self._tools.call(tool, args)
+            result = await self._tools.call(tool, args)
+            metrics.observe_tool(tool.name, result.ok, result.latency_ms / 1000)
+            return result
         return ToolResult(
             ok=False,
             value=None,

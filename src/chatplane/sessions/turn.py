@@ -33,6 +33,7 @@ from chatplane.kit.cache import TtlCache
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
 from chatplane.lang import ir
+from chatplane.observability import metrics
 from chatplane.ratelimit import RateLimiter, admit
 from chatplane.runtime import Limits, SessionState, TurnInput, TurnOutcome, run_turn
 from chatplane.sessions import record
@@ -179,10 +180,22 @@ class TurnService:
         listener: Listener | None = None,
     ) -> TurnResult:
         validate_turn(request, scopes)
-        async with self._queue:
-            if request.session_id:
-                return await self._resume(tenant_id, request, listener)
-            return await self._start(tenant_id, request, listener)
+        started = time.perf_counter()
+        action = "none"
+        try:
+            async with self._queue:
+                if request.session_id:
+                    result = await self._resume(tenant_id, request, listener)
+                else:
+                    result = await self._start(tenant_id, request, listener)
+            action = result.action.type
+            return result
+        finally:
+            metrics.observe_turn(
+                action,
+                time.perf_counter() - started,
+                outcome="ok" if action != "none" else "error",
+            )
 
     def _host(
         self,
@@ -218,6 +231,7 @@ class TurnService:
             request.project_id,
             deployment_id=request.deployment_id,
             environment=request.environment,
+            draft=request.draft,
         )
         entry = _entry(resolved.agents, resolved.agent_ids, request.agent_id, resolved.entry_agent)
         if self._max_active > 0:

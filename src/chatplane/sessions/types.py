@@ -52,6 +52,7 @@ class TurnRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     test: TestContext | None = None
     channel: str = "api"
+    draft: bool = False  # run the project's current sources, whatever is deployed
     # Files for the model with the user's message (POST /api/v1/chat/send), already
     # checked to belong to the session: PDFs as document blocks, images as image blocks,
     # text inline; their ids are also in `metadata["attachmentIds"]`.

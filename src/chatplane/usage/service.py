@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from chatplane.errors import InvalidArgument
 from chatplane.kit.batch import BatchWriter
+from chatplane.observability import metrics
 from chatplane.storage.db import Database
 from chatplane.usage.repository import SqliteUsageInserts, UsageInserts, UsageRepository
 from chatplane.usage.types import UsageReport, UsageRow
@@ -23,12 +25,21 @@ class UsageWriter(BatchWriter[UsageRow]):
         )
         super().__init__(self._insert, name="usage-writer", retry_delay=retry_delay)
 
+    def record(self, item: UsageRow) -> None:
+        super().record(item)
+        metrics.usage_queue_depth(len(self._pending))
+
     async def _insert(self, rows: list[UsageRow]) -> None:
-        if self._sqlite is not None:
-            await self._sqlite.insert_rows(rows)
-            return
-        async with self._db.uow() as uow:
-            await UsageInserts(uow).insert_rows(rows)
+        started = time.perf_counter()
+        try:
+            if self._sqlite is not None:
+                await self._sqlite.insert_rows(rows)
+                return
+            async with self._db.uow() as uow:
+                await UsageInserts(uow).insert_rows(rows)
+        finally:
+            metrics.usage_flushed(time.perf_counter() - started)
+            metrics.usage_queue_depth(len(self._pending))
 
     async def aclose(self) -> None:
         try:
