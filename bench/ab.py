@@ -60,9 +60,16 @@ async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> st
         try:
             fake, fake_port = await procs.start_fake(run_dir)
             children.append(fake)
-            for name, src in (("A", baseline), ("B", procs.REPO_ROOT)):
-                server, port = await _server(run_dir, name, src, fake_port)
+            trees = (("A", baseline), ("B", procs.REPO_ROOT))
+            # Both servers before any gRPC client: forking this process while its grpc
+            # threads run can abort the child before exec (grpc's fork handlers are
+            # skipped then; seen once as "epoll_wait error: Bad file descriptor").
+            grpc_ports = {}
+            for name, src in trees:
+                server, grpc_ports[name] = await _server(run_dir, name, src, fake_port)
                 children.append(server)
+            for name, src in trees:
+                port = grpc_ports[name]
                 envoy = EnvoyProcess(
                     http_port=0,
                     grpc_port=port,
@@ -113,10 +120,10 @@ async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> st
         "|---|---|---|---|---|",
     ]
     for name in calls:
-        runs = cn[name]
-        rps = sum(s.rps for s in runs) / len(runs)
-        p50 = sum(s.p(50) for s in runs) / len(runs)
-        each = ", ".join(f"{s.rps:.0f}" for s in runs)
+        samples = cn[name]
+        rps = sum(s.rps for s in samples) / len(samples)
+        p50 = sum(s.p(50) for s in samples) / len(samples)
+        each = ", ".join(f"{s.rps:.0f}" for s in samples)
         lines.append(
             f"| {name} | {c1[name].p(50):.2f} | {c1[name].p(90):.2f} | "
             f"{rps:.0f} ({each}) | {p50:.1f} |"

@@ -4,9 +4,9 @@
 -- it runs AFTER it and sees the JSON response plus the gRPC trailers. It:
 --   * leaves application/grpc* responses alone (native gRPC clients keep plain codes
 --     and all their metadata);
---   * replaces :status with `x-chatplane-http-status` (sent by the server as initial
---     metadata on success, as trailing metadata on errors, or inside the headers of a
---     trailers-only error) and empties the body for 204;
+--   * replaces :status with `x-chatplane-http-status` (sent by the server as trailing
+--     metadata of a unary reply or an error, as initial metadata of a stream, or inside
+--     the headers of a trailers-only error) and empties the body for 204;
 --   * copies Retry-After and X-RateLimit-* from the trailers into the headers (an
 --     HTTP/1.1 client never sees trailers);
 --   * removes x-chatplane-* and grpc-status-details-bin headers and trailers, and the

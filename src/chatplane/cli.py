@@ -306,15 +306,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+EVENT_LOOPS = ("asyncio", "uvloop")
+
+
+def install_event_loop(choice: str) -> str:
+    """Install the event loop policy of CHATPLANE_EVENT_LOOP before the server's loop starts
+    (grpc.aio runs on the loop that is running): `uvloop`, `asyncio`, or empty for uvloop
+    when it is importable. Returns the loop installed."""
+    if choice not in ("", *EVENT_LOOPS):
+        raise RuntimeError(
+            f"CHATPLANE_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {choice!r}"
+        )
+    if choice == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        if choice == "uvloop":
+            raise RuntimeError("CHATPLANE_EVENT_LOOP=uvloop but uvloop is not installed") from None
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
 def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command in cli_agents.COMMANDS:
         return cli_agents.run(args)
     if args.command in cli_testing.COMMANDS:
         return cli_testing.run(args)
     if args.command == "serve":
+        install_event_loop(settings.event_loop)  # workers are `serve` processes too
         asyncio.run(_serve(settings))
         return 0
     if args.command == "run":
+        install_event_loop(settings.event_loop)
         return asyncio.run(_run(settings))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))

@@ -218,7 +218,10 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
                 await self._admit(state, headers)
                 response = await behavior(request, ctx)
                 self._check_size(response)
-                await ctx.send_initial_metadata(tuple(state.response_headers.items()))
+                # Trailers leave in one batch with the reply and the status (a separate
+                # send_initial_metadata would cost a round on the loop); Envoy's
+                # status.lua moves them into a REST response's headers.
+                ctx.set_trailing_metadata(tuple(state.response_headers.items()))
                 return response
             except Exception as exc:
                 await self._fail(ctx, state, exc)
