@@ -11,3 +11,10 @@ B. chat completions: chatplane REST (Envoy) and gRPC against the fake upstream c
 Every figure is a ratio or a difference against a baseline measured in the same run. The
 report is printed and written to BENCHMARKS.md at the repository root.
 """
+
+import os
+
+# The bench forks children (preexec_fn) while its own gRPC client threads run; with
+# gRPC's fork handlers a child could abort before exec ("epoll_wait error: Bad file
+# descriptor"). The children exec at once and need no gRPC state from the parent.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
