@@ -127,30 +127,20 @@ class DeploymentService:
                 reason="AGENT_NOT_FOUND",
             )
         snapshot = await asyncio.to_thread(_compile_all, agents, imported)
-        now = utcnow()
         async with self._db.within(uow) as tx:
             await require_project(tx, tenant_id, project_id)
-            repo = DeploymentRepository(tx, tenant_id)
-            previous = await repo.active(project_id, environment)
-            row = DeploymentRow(
-                id=cuid(),
-                tenant_id=tenant_id,
-                project_id=project_id,
-                environment=environment,
-                status=ACTIVE,
+            row = await _activate(
+                tx,
+                tenant_id,
+                project_id,
+                environment,
                 entry_agent_name=entry_agent_name,
                 label=label,
                 snapshot=json.dumps(snapshot, separators=(",", ":")),
                 content_hash=snapshot_hash(
                     {n: (a["format"], a["content_hash"]) for n, a in snapshot.items()}
                 ),
-                previous_deployment_id=previous.id if previous else None,
-                created_at=now,
-                activated_at=now,
             )
-            if previous is not None:
-                previous.status = DRAINING
-            repo.add(row)
         return self._deployment(row)
 
     async def list(
@@ -212,29 +202,19 @@ class DeploymentService:
     ) -> Deployment:
         """The same snapshot (not recompiled) as the active deployment of `environment`."""
         lifecycle.check_environment(environment)
-        now = utcnow()
         async with self._db.within(uow) as tx:
             source = await self._row(tx, tenant_id, project_id, deployment_id)
             lifecycle.check_promote(source.status, source.environment, environment)
-            repo = DeploymentRepository(tx, tenant_id)
-            previous = await repo.active(project_id, environment)
-            row = DeploymentRow(
-                id=cuid(),
-                tenant_id=tenant_id,
-                project_id=project_id,
-                environment=environment,
-                status=ACTIVE,
+            row = await _activate(
+                tx,
+                tenant_id,
+                project_id,
+                environment,
                 entry_agent_name=source.entry_agent_name,
                 label=label or source.label,
                 snapshot=source.snapshot,
                 content_hash=source.content_hash,
-                previous_deployment_id=previous.id if previous else None,
-                created_at=now,
-                activated_at=now,
             )
-            if previous is not None:
-                previous.status = DRAINING
-            repo.add(row)
         return self._deployment(row)
 
     async def rollback(
@@ -457,6 +437,41 @@ async def _imported_sources(tx: UnitOfWork, tenant_id: str, project_id: str) -> 
         .order_by(col(ImportedTool.created_at), col(ImportedTool.name))
     )
     return list(rows.all())
+
+
+async def _activate(
+    tx: UnitOfWork,
+    tenant_id: str,
+    project_id: str,
+    environment: str,
+    *,
+    entry_agent_name: str,
+    label: str,
+    snapshot: str,
+    content_hash: str,
+) -> DeploymentRow:
+    """A new active deployment of `environment`; the one active before drains."""
+    repo = DeploymentRepository(tx, tenant_id)
+    previous = await repo.active(project_id, environment)
+    now = utcnow()
+    row = DeploymentRow(
+        id=cuid(),
+        tenant_id=tenant_id,
+        project_id=project_id,
+        environment=environment,
+        status=ACTIVE,
+        entry_agent_name=entry_agent_name,
+        label=label,
+        snapshot=snapshot,
+        content_hash=content_hash,
+        previous_deployment_id=previous.id if previous else None,
+        created_at=now,
+        activated_at=now,
+    )
+    if previous is not None:
+        previous.status = DRAINING
+    repo.add(row)
+    return row
 
 
 def _compile_all(agents: list[AgentRow], imported: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
