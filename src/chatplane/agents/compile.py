@@ -1,4 +1,4 @@
-"""Compiling agent sources for storage: diagnostics -> violations, hashes."""
+"""Compiling agent sources for storage: diagnostics -> violations, hashes, snapshots."""
 
 from __future__ import annotations
 
@@ -6,15 +6,25 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from chatplane.errors import InvalidFields
-from chatplane.lang import IR_VERSION, CompileResult, Diagnostic, Severity, compile_source, ir
+from chatplane.lang import (
+    IR_VERSION,
+    CompileResult,
+    Diagnostic,
+    Severity,
+    compile_source,
+    ir,
+    to_json,
+)
 from chatplane.lang.check import check_program
 from chatplane.lang.compiler import MAX_SOURCE_CHARS
 from chatplane.lang.lower import lower
 from chatplane.lang.lower_common import Ctx
 from chatplane.lang.parser import check_top_level, detect_format, parse_abl, parse_yaml
 from chatplane.lang.source import Sink
+from chatplane.storage.models import Agent as AgentRow
 
 COMPILE_ERROR = "COMPILE_ERROR"
 
@@ -120,3 +130,27 @@ def tools_of(declarations: Iterable[str]) -> tuple[ir.Tool, ...]:
     for text in declarations:
         out.extend(compile_tools(text)[0])
     return tuple(out)
+
+
+def compile_all(agents: list[AgentRow], imported: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Every agent compiled again with the whole project known and the project's
+    imported tools (frozen into the snapshot); every error at once."""
+    known = frozenset(a.name for a in agents)
+    tools: tuple[ir.Tool, ...] = tools_of(imported)
+    snapshot: dict[str, dict[str, Any]] = {}
+    failed = []
+    for agent in agents:
+        result = compile_with_tools(agent.source, tools, known_agents=known)
+        if result.program is None:
+            failed.append((f"agents.{agent.name}.source", agent.name, result))
+            continue
+        snapshot[agent.name] = {
+            "id": agent.id,
+            "format": result.format,
+            "content_hash": source_hash(agent.source),
+            "source": agent.source,
+            "ir": to_json(result.program),
+        }
+    if failed:
+        raise compile_failed(failed)
+    return snapshot

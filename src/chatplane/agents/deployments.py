@@ -11,30 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlmodel import col, select
 
 from chatplane.agents import lifecycle
 from chatplane.agents.checks import check_agent_name, require_project
-from chatplane.agents.compile import (
-    compile_failed,
-    compile_with_tools,
-    snapshot_hash,
-    source_hash,
-    tools_of,
-)
+from chatplane.agents.compile import compile_all, snapshot_hash
+from chatplane.agents.programs import ProgramCache
 from chatplane.agents.repository import AgentRepository, DeploymentRepository
 from chatplane.agents.types import (
     ACTIVE,
-    DRAFT,
     DRAINING,
     RETIRED,
     STATUSES,
-    DeployedAgent,
     Deployment,
     DeploymentPage,
     Resolved,
@@ -43,19 +33,13 @@ from chatplane.agents.types import (
 from chatplane.errors import Gone, InvalidArgument, NotFound
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
-from chatplane.lang import Program, from_json, ir, to_json
 from chatplane.projects.service import page_bounds
 from chatplane.storage.db import Database, UnitOfWork
-from chatplane.storage.models import Agent as AgentRow
 from chatplane.storage.models import Deployment as DeploymentRow
 from chatplane.storage.models import ImportedTool
 
 ActiveSessions = Callable[[str], Awaitable[int]]
-V = TypeVar("V")
-# Programs by agent name, agent ids by name: decoded once per deployment, never mutated.
-_Programs = tuple[Mapping[str, Program], Mapping[str, str]]
 _Sources = list[tuple[str, str, str]]
-CACHE_SIZE = 256  # decoded deployments kept in memory (they never change)
 
 
 async def no_sessions(deployment_id: str) -> int:
@@ -67,33 +51,12 @@ def deployment_not_found() -> NotFound:
     return NotFound("Deployment not found", reason="DEPLOYMENT_NOT_FOUND")
 
 
-class _Lru(Generic[V]):
-    """A small LRU of immutable values keyed by deployment id."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[str, V] = OrderedDict()
-
-    def get(self, key: str) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-
 class DeploymentService:
     def __init__(self, db: Database, *, active_sessions: ActiveSessions | None = None) -> None:
         self._db = db
         # How many sessions still run on a deployment; sessions set it (see `settle`).
         self.active_sessions: ActiveSessions = active_sessions or no_sessions
-        self._summaries: _Lru[tuple[DeployedAgent, ...]] = _Lru(CACHE_SIZE * 4)
-        self._programs: _Lru[_Programs] = _Lru(CACHE_SIZE)  # by deployment id or draft key
+        self._cache = ProgramCache()
 
     # --- create and read ---------------------------------------------------------------
 
@@ -126,7 +89,7 @@ class DeploymentService:
                 field="entryAgentName",
                 reason="AGENT_NOT_FOUND",
             )
-        snapshot = await asyncio.to_thread(_compile_all, agents, imported)
+        snapshot = await asyncio.to_thread(compile_all, agents, imported)
         async with self._db.within(uow) as tx:
             await require_project(tx, tenant_id, project_id)
             row = await _activate(
@@ -141,7 +104,7 @@ class DeploymentService:
                     {n: (a["format"], a["content_hash"]) for n, a in snapshot.items()}
                 ),
             )
-        return self._deployment(row)
+        return self._cache.deployment(row)
 
     async def list(
         self,
@@ -166,12 +129,12 @@ class DeploymentService:
             rows, total = await DeploymentRepository(tx, tenant_id).filtered(
                 project_id, environment=environment, status=status, limit=limit, offset=offset
             )
-        return DeploymentPage([self._deployment(r) for r in rows], total, limit, offset)
+        return DeploymentPage([self._cache.deployment(r) for r in rows], total, limit, offset)
 
     async def get(self, tenant_id: str, project_id: str, deployment_id: str) -> Deployment:
         async with self._db.read() as tx:
             row = await self._row(tx, tenant_id, project_id, deployment_id)
-        return self._deployment(row)
+        return self._cache.deployment(row)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -188,7 +151,7 @@ class DeploymentService:
             row = await self._row(tx, tenant_id, project_id, deployment_id)
             row.status = lifecycle.check_retire(row.status)
             row.retired_at = utcnow()
-        return self._deployment(row)
+        return self._cache.deployment(row)
 
     async def promote(
         self,
@@ -215,7 +178,7 @@ class DeploymentService:
                 snapshot=source.snapshot,
                 content_hash=source.content_hash,
             )
-        return self._deployment(row)
+        return self._cache.deployment(row)
 
     async def rollback(
         self,
@@ -240,7 +203,7 @@ class DeploymentService:
                 raise lifecycle.invalid("Cannot roll back: the previous deployment is gone")
             row.status, row.retired_at = mine, now
             previous.status, previous.activated_at, previous.retired_at = theirs, now, None
-        return Rollback(self._deployment(previous), self._deployment(row))
+        return Rollback(self._cache.deployment(previous), self._cache.deployment(row))
 
     async def restore(
         self,
@@ -258,7 +221,7 @@ class DeploymentService:
             row.retired_at = None
             if row.status == ACTIVE:
                 row.activated_at = utcnow()
-        return self._deployment(row)
+        return self._cache.deployment(row)
 
     async def settle(self, tenant_id: str, deployment_id: str) -> Deployment:
         """Retire the deployment if it is draining and `active_sessions` says none are
@@ -269,7 +232,7 @@ class DeploymentService:
             if row is None:
                 raise deployment_not_found()
             await self._settle_row(row)
-        return self._deployment(row)
+        return self._cache.deployment(row)
 
     async def settle_project(self, tenant_id: str, project_id: str) -> None:
         async with self._db.uow() as tx:
@@ -330,21 +293,21 @@ class DeploymentService:
                 raise deployment_not_found()
             if row.status == RETIRED:
                 raise Gone("Deployment is retired", reason="DEPLOYMENT_RETIRED")
-            return self._resolved(row)
+            return self._cache.resolved(row)
         row = await repo.active(p, e) if e else None
         if row is None and e != "production":
             row = await repo.active(p, "production")
         if row is None:
             row = await repo.newest_active(p)
         if row is not None:
-            return self._resolved(row)
+            return self._cache.resolved(row)
         return await self._draft_of(tx, t, p)
 
     async def _draft_of(self, tx: UnitOfWork, tenant_id: str, project_id: str) -> Resolved:
         agents = await AgentRepository(tx, tenant_id).in_project(project_id)
         if not agents:
             raise NotFound("Project not found or has no agents", reason="PROJECT_NOT_FOUND")
-        return self._draft(agents)
+        return self._cache.draft(agents)
 
     async def get_deployment_programs(
         self, tenant_id: str, deployment_id: str, *, uow: UnitOfWork | None = None
@@ -358,7 +321,7 @@ class DeploymentService:
                 row = await DeploymentRepository(tx, tenant_id).get(deployment_id)
         if row is None:
             raise deployment_not_found()
-        return self._resolved(row)
+        return self._cache.resolved(row)
 
     async def active_sources(
         self, tx: UnitOfWork, tenant_id: str, project_id: str
@@ -383,50 +346,6 @@ class DeploymentService:
             await require_project(tx, tenant_id, project_id)
             raise deployment_not_found()
         return row
-
-    def _deployment(self, row: DeploymentRow) -> Deployment:
-        agents = self._summaries.get(row.id)
-        if agents is None:
-            snapshot = json.loads(row.snapshot)
-            agents = tuple(
-                DeployedAgent(a["id"], name, a["format"], a["content_hash"])
-                for name, a in sorted(snapshot.items())
-            )
-            self._summaries.put(row.id, agents)
-        return Deployment.of(row, agents)
-
-    def _programs_of(self, row: DeploymentRow) -> _Programs:
-        cached = self._programs.get(row.id)
-        if cached is None:
-            snapshot = json.loads(row.snapshot)
-            cached = (
-                MappingProxyType({n: from_json(a["ir"]) for n, a in snapshot.items()}),
-                MappingProxyType({n: str(a["id"]) for n, a in snapshot.items()}),
-            )
-            self._programs.put(row.id, cached)
-        return cached
-
-    def _resolved(self, row: DeploymentRow) -> Resolved:
-        programs, ids = self._programs_of(row)
-        return Resolved(row.id, row.environment, row.status, row.entry_agent_name, programs, ids)
-
-    def _draft(self, agents: Sequence[AgentRow]) -> Resolved:
-        rows = list(agents)
-        # The agents' ids are part of the key: two projects with the same sources share
-        # programs but not ids.
-        ids = ",".join(sorted(a.id for a in rows))
-        key = f"draft:{ids}:" + snapshot_hash({a.name: (a.format, a.content_hash) for a in rows})
-        # Importing tools compiles the agents again without changing their sources.
-        key += ":" + max(a.updated_at for a in rows).isoformat()
-        cached = self._programs.get(key)
-        if cached is None:
-            cached = (
-                MappingProxyType({a.name: from_json(json.loads(a.ir)) for a in rows}),
-                MappingProxyType({a.name: a.id for a in rows}),
-            )
-            self._programs.put(key, cached)
-        entry = min(rows, key=lambda a: (a.created_at, a.id)).name
-        return Resolved(None, "", DRAFT, entry, *cached)
 
 
 async def _imported_sources(tx: UnitOfWork, tenant_id: str, project_id: str) -> list[str]:
@@ -472,27 +391,3 @@ async def _activate(
         previous.status = DRAINING
     repo.add(row)
     return row
-
-
-def _compile_all(agents: list[AgentRow], imported: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
-    """Every agent compiled again with the whole project known and the project's
-    imported tools (frozen into the snapshot); every error at once."""
-    known = frozenset(a.name for a in agents)
-    tools: tuple[ir.Tool, ...] = tools_of(imported)
-    snapshot: dict[str, dict[str, Any]] = {}
-    failed = []
-    for agent in agents:
-        result = compile_with_tools(agent.source, tools, known_agents=known)
-        if result.program is None:
-            failed.append((f"agents.{agent.name}.source", agent.name, result))
-            continue
-        snapshot[agent.name] = {
-            "id": agent.id,
-            "format": result.format,
-            "content_hash": source_hash(agent.source),
-            "source": agent.source,
-            "ir": to_json(result.program),
-        }
-    if failed:
-        raise compile_failed(failed)
-    return snapshot

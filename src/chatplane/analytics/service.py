@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chatplane.analytics import jobs
+from chatplane.analytics import jobs, reports
 from chatplane.analytics.repository import AnalyticsRepository
 from chatplane.analytics.types import (
     CONTAINMENT_TYPES,
@@ -17,14 +17,21 @@ from chatplane.analytics.types import (
     Window,
     as_int,
     date_window,
-    percentage,
     str_list,
 )
-from chatplane.errors import InvalidArgument, NotFound, RateLimited, Unavailable
+from chatplane.analytics.vendor import (
+    job_record,
+    llm_log_record,
+    lower_status,
+    range_label,
+    session_tags,
+    tag_filter,
+    vendor_limit,
+)
+from chatplane.errors import InvalidArgument, NotFound
 from chatplane.kit.clock import iso, utcnow
 from chatplane.projects.service import ProjectService
 from chatplane.ratelimit import RateLimiter
-from chatplane.ratelimit.windows import RateLimiterUnavailable
 from chatplane.storage.db import Database
 from chatplane.storage.models import AnalyticsJob
 
@@ -44,86 +51,6 @@ UNIT_KEYS = {
     "proactive": "proactive_notifications",
     "conversations": "conversations",
 }
-MINUTE_MESSAGE = (
-    "You've exceeded the per-minute rate limit. Please wait for sometime before retrying."
-)
-HOUR_MESSAGE = "You've exceeded the hourly rate limit. Please wait for sometime before retrying."
-
-
-async def vendor_limit(limiter: RateLimiter | None, key: str) -> None:
-    """The vendor's rolling per-bot (or per-request-id) limits: 60 a minute, 1800 an
-    hour, each with its own message; 429 with Retry-After."""
-    if limiter is None:
-        return
-    try:
-        decision = await limiter.hit(key)
-    except RateLimiterUnavailable as exc:
-        raise Unavailable("Rate limiter unavailable", reason="RATE_LIMITER_DOWN") from exc
-    if not decision.allowed:
-        hourly = decision.window_seconds >= 3600
-        raise RateLimited(
-            HOUR_MESSAGE if hourly else MINUTE_MESSAGE,
-            reason="HOURLY_RATE_LIMIT_EXCEEDED" if hourly else "MINUTE_RATE_LIMIT_EXCEEDED",
-            limit=decision.limit,
-            reset_seconds=decision.reset_seconds,
-            retry_after=decision.retry_after,
-        )
-
-
-def _ms(moment: datetime | None) -> str | None:
-    return iso(moment) if moment is not None else None
-
-
-def _tag_list(value: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if isinstance(value, dict):
-        value = [{"name": k, "value": v} for k, v in value.items()]
-    for item in value if isinstance(value, list) else []:
-        if isinstance(item, dict) and "name" in item:
-            out.append({"value": item.get("value", ""), "name": str(item["name"])})
-        elif isinstance(item, str):
-            name, _, val = item.partition("=")
-            out.append({"value": val, "name": name})
-    return out
-
-
-def session_tags(raw: str) -> dict[str, list[dict[str, Any]]]:
-    """`sessions.tags`: a JSON list (each `"name"` or `"name=value"`, or `{name, value}`:
-    session tags) or an object with `userTags`, `sessionTags`, `altText`."""
-    try:
-        value = json.loads(raw or "[]")
-    except ValueError:
-        value = []
-    if isinstance(value, dict):
-        return {
-            "userTags": _tag_list(value.get("userTags")),
-            "sessionTags": _tag_list(value.get("sessionTags")),
-            "altText": list(value.get("altText") or []),
-        }
-    return {"userTags": [], "sessionTags": _tag_list(value), "altText": []}
-
-
-def _tag_filter(value: Any) -> tuple[tuple[str, str], ...]:
-    """`tags`: `{name: value}`, `[{name, value}]` or `{userTags|sessionTags: [...]}`."""
-    if value is None or value in ({}, []):
-        return ()
-    pairs: list[tuple[str, str]] = []
-    if isinstance(value, dict) and ("userTags" in value or "sessionTags" in value):
-        items = [*(value.get("userTags") or []), *(value.get("sessionTags") or [])]
-    elif isinstance(value, dict):
-        items = [{"name": k, "value": v} for k, v in value.items()]
-    elif isinstance(value, list):
-        items = value
-    else:
-        raise InvalidArgument(
-            "tags must be an object or an array", field="tags", reason="INVALID_TAGS"
-        )
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise InvalidArgument("each tag needs a name", field="tags", reason="INVALID_TAGS")
-        raw = item.get("value")
-        pairs.append((item["name"], "" if raw is None else str(raw)))
-    return tuple(pairs[:20])
 
 
 class AnalyticsService:
@@ -210,7 +137,7 @@ class AnalyticsService:
             session_type=session_type,
             containment=containment_type,
             call_id=call_id,
-            tags=_tag_filter(body.get("tags")),
+            tags=tag_filter(body.get("tags")),
             session_ids=tuple(dict.fromkeys(ids)),
             by_ids=bool(ids),
         )
@@ -295,38 +222,7 @@ class AnalyticsService:
         )
         async with self._db.read() as uow:
             rows = await AnalyticsRepository(uow, tenant_id).llm_logs(query)
-        out = []
-        for r in rows:
-            end = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
-            start = end - timedelta(milliseconds=r.latency_ms)
-            ok = r.status == "ok"
-            prompt = "Default"
-            out.append(
-                {
-                    "Prompt Name": prompt,
-                    "Integration": _integration(r.provider),
-                    "start Date": iso(start),
-                    "End Date": iso(end),
-                    "Time Taken": r.latency_ms,
-                    "statusCode": 200 if ok else (499 if r.status == "cancelled" else 500),
-                    "Bot ID": r.project_id,
-                    "User ID": r.user_id or "",
-                    "Feature Name ": r.feature,
-                    "Model Name": r.model,
-                    "Channel Name": r.channel or "api",
-                    "Description": r.description or (r.agent_name or ""),
-                    "task Id": r.task_id or (r.agent_name or ""),
-                    "Status": "Success" if ok else "Failure",
-                    "Payload Details": {
-                        "Prompt Name": prompt,
-                        "Request Payload": _json_or_empty(r.request_json),
-                        "Response Payload": _json_or_empty(r.response_json),
-                        "Request Tokens": r.input_tokens,
-                        "Response Tokens": r.output_tokens,
-                    },
-                }
-            )
-        return out
+        return [llm_log_record(r) for r in rows]
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -384,7 +280,7 @@ class AnalyticsService:
         }
         row = await self._enqueue(tenant_id, bot_id, BILLING, params, created_by)
         head: dict[str, Any] = {"reportId": row.id.removeprefix("ds-")[:8]}
-        return head | _job_record(
+        return head | job_record(
             row,
             owner_key="streamId" if bot_id else "orgId",
             owner=bot_id or tenant_id,
@@ -397,7 +293,7 @@ class AnalyticsService:
         row = await jobs.latest(self._db, tenant_id, bot_id, BILLING)
         if row is None:
             raise NotFound("No billing summary was requested", reason="NO_SUMMARY")
-        out: dict[str, Any] = {"_id": row.id, "status": _lower_status(row.status)}
+        out: dict[str, Any] = {"_id": row.id, "status": lower_status(row.status)}
         if row.status == jobs.SUCCEEDED:
             out["response"] = json.loads(row.result)
         elif row.status == jobs.FAILED:
@@ -408,35 +304,11 @@ class AnalyticsService:
         return out
 
     async def _run_billing(self, job: jobs.Job, progress: jobs.Progress) -> dict[str, Any]:
-        p = job.params
-        window = Window(datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]))
-        async with self._db.read() as uow:
-            rows = await AnalyticsRepository(uow, job.tenant_id).billing(
-                p["projectIds"], window, p["period"], p["byBot"]
-            )
-        units = set(p["units"])
-        groups: dict[str, list[dict[str, Any]]] = {}
-        total = 0
-        for r in rows:
-            bot = r.project_id if p["byBot"] else "ALL"
-            val = {
-                "requests": int(r.requests) if "request" in units else 0,
-                "sessions": int(r.sessions) if "session" in units else 0,
-                "alert_notifications": 0,
-                "proactive_notifications": 0,
-                "conversations": int(r.conversations) if "conversations" in units else 0,
-            }
-            total += int(r.sessions)
-            groups.setdefault(bot, []).append(
-                {"date": _bucket_iso(r.bucket, p["period"]), "val": val}
-            )
-        if not groups and not p["byBot"]:
-            groups["ALL"] = []
-        buckets = _bucket_count(window, p["period"])
-        return {
-            "data": [{"bot": bot, "val": val} for bot, val in groups.items()],
-            "averageSessions": round(total / buckets, 2) if buckets else 0,
-        }
+        return await reports.billing(self._db, job)
+
+    async def _run_containment(self, job: jobs.Job, progress: jobs.Progress) -> dict[str, Any]:
+        cutoff = self._idle_cutoff(utcnow())
+        return await reports.containment(self._db, job, progress, idle_cutoff=cutoff)
 
     async def start_containment(
         self,
@@ -488,10 +360,10 @@ class AnalyticsService:
             "developer": f.get("isDeveloper") in (True, "true"),
             "skip": max(0, skip),
             "limit": limit if 0 < limit <= 1000 else 100,
-            "label": _range_label(window),
+            "label": range_label(window),
         }
         row = await self._enqueue(tenant_id, bot_id, CONTAINMENT, params, created_by)
-        return _job_record(
+        return job_record(
             row,
             owner_key="streamId",
             owner=bot_id,
@@ -506,7 +378,7 @@ class AnalyticsService:
             raise NotFound("Report not found", reason="REPORT_NOT_FOUND")
         if row.status == jobs.SUCCEEDED:
             return {"tasksExecutionReport": json.loads(row.result), "status": "SUCCESS"}
-        out = _job_record(
+        out = job_record(
             row,
             owner_key="streamId",
             owner=bot_id,
@@ -517,120 +389,5 @@ class AnalyticsService:
             out["reason"] = row.error
         return out
 
-    async def _run_containment(self, job: jobs.Job, progress: jobs.Progress) -> dict[str, Any]:
-        p = job.params
-        window = Window(datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]))
-        async with self._db.read() as uow:
-            rows = await AnalyticsRepository(uow, job.tenant_id).containment_rows(
-                job.project_id,
-                window,
-                daily=p["daily"],
-                idle_cutoff=self._idle_cutoff(utcnow()),
-                task_names=p["tasks"],
-                interactive=p["interactive"],
-                active=p["active"],
-                include_developer=p["developer"],
-            )
-        await progress(90)
-        report_rows = []
-        for r in rows:
-            key = r.bucket if p["daily"] else p["label"]
-            sessions = int(r.sessions)
-            report_rows.append(
-                (
-                    key,
-                    {
-                        "totalExecution": int(r.executions),
-                        "totalSession": sessions,
-                        "selfServiceSessions": int(r.self_service),
-                        "dropOffSessions": int(r.drop_off),
-                        "agentTransferSessions": int(r.agent),
-                        "dateRange": key,
-                        "taskType": r.task_type,
-                        "taskName": r.task_name,
-                        "Status": r.status,
-                        "selfServiceSessionsInPercentage": percentage(
-                            int(r.self_service), sessions
-                        ),
-                        "dropOffSessionsInPercentage": percentage(int(r.drop_off), sessions),
-                        "agentTransferSessionsInPercentage": percentage(int(r.agent), sessions),
-                    },
-                )
-            )
-        page = report_rows[p["skip"] : p["skip"] + p["limit"]]
-        data: dict[str, list[dict[str, Any]]] = {}
-        for key, item in page:
-            data.setdefault(key, []).append(item)
-        return {"total": len(report_rows), "data": data}
 
-
-def _range_label(window: Window) -> str:
-    last = (window.end - timedelta(microseconds=1)).date()
-    return f"{window.start.date().isoformat()} - {last.isoformat()}"
-
-
-def _lower_status(status: str) -> str:
-    return {"succeeded": "success", "failed": "failed"}.get(status, "in_progress")
-
-
-def _vendor_status(status: str) -> str:
-    return {"succeeded": "SUCCESS", "failed": "FAILED"}.get(status, "IN_PROGRESS")
-
-
-def _job_record(
-    row: AnalyticsJob, *, owner_key: str, owner: str, job_type: str, count: bool = False
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "status": _vendor_status(row.status),
-        "percentageComplete": 100 if row.status == jobs.SUCCEEDED else row.percentage,
-        owner_key: owner,
-        "createdBy": row.created_by,
-        "jobType": job_type,
-        "action": "QUERY",
-    }
-    if count:
-        out["countOfDockStatuses"] = 1
-    out |= {
-        "expireAt": iso(row.expire_at),
-        "statusLogs": [],
-        "_id": row.id,
-        "lMod": iso(row.updated_at.replace(microsecond=0)),
-        "createdOn": iso(row.created_at),
-        "requestedTime": iso(row.created_at),
-        "__v": 0,
-    }
-    return out
-
-
-def _bucket_iso(key: str, period: str) -> str:
-    if period == "month":
-        return f"{key}-01T00:00:00.000Z"
-    if period == "day":
-        return f"{key}T00:00:00.000Z"
-    return f"{key[:10]}T{key[11:13]}:00:00.000Z"
-
-
-def _bucket_count(window: Window, period: str) -> int:
-    span = window.end - window.start
-    if period == "hour":
-        return max(1, -(-int(span.total_seconds()) // 3600))
-    if period == "day":
-        return max(1, -(-int(span.total_seconds()) // 86400))
-    s, e = window.start, window.end - timedelta(microseconds=1)
-    return max(1, (e.year - s.year) * 12 + e.month - s.month + 1)
-
-
-def _integration(provider: str) -> str:
-    return {"anthropic": "Anthropic", "local": "chatplane-local"}.get(provider, provider)
-
-
-def _json_or_empty(text: str | None) -> Any:
-    if not text:
-        return {}
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"text": text}
-
-
-__all__: Sequence[str] = ("AnalyticsService", "vendor_limit")
+__all__: Sequence[str] = ("AnalyticsService",)

@@ -15,8 +15,9 @@ from typing import Any
 from chatplane.errors import InvalidArgument, NotFound
 from chatplane.kit.clock import utcnow
 from chatplane.sessions.repository import MessageQueries, SessionQueries
-from chatplane.sessions.service import SessionService, page_bounds, to_entry
+from chatplane.sessions.service import SessionService
 from chatplane.sessions.types import TranscriptEntry
+from chatplane.sessions.views import page_bounds, to_entry
 from chatplane.storage.db import Database
 from chatplane.storage.models import AgentSession
 

@@ -9,12 +9,9 @@ attachment is "not found".
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 
 from chatplane.agents.service import AgentService
 from chatplane.errors import InvalidArgument, NotFound
@@ -22,6 +19,7 @@ from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
 from chatplane.projects.service import ProjectService
 from chatplane.runtime import SessionState
+from chatplane.sessions import feedback
 from chatplane.sessions.attachments import FileStore, parse_upload, sniff
 from chatplane.sessions.repository import (
     AttachmentFiles,
@@ -32,158 +30,41 @@ from chatplane.sessions.repository import (
     SessionRepository,
     TraceQueries,
 )
-from chatplane.sessions.turn import TurnService, public_state
+from chatplane.sessions.turn import TurnService
 from chatplane.sessions.types import (
     Attachment,
     FeedbackResult,
-    Latency,
-    ModelShare,
     Outcome,
     SessionInfo,
     SessionMetrics,
     SessionPage,
     SessionStatus,
-    StoredTraceEvent,
     TracePage,
     TranscriptEntry,
     TurnRequest,
     TurnResult,
 )
+from chatplane.sessions.views import (
+    check_metadata,
+    entry_agent,
+    page_bounds,
+    session_metrics,
+    session_not_found,
+    to_attachment,
+    to_entry,
+    to_event,
+    to_info,
+)
 from chatplane.storage.db import Database, UnitOfWork
 from chatplane.storage.models import (
     AgentSession,
     SessionAttachment,
-    SessionFeedback,
-    SessionMessage,
-    TraceEventRecord,
 )
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 DEFAULT_TRACE_LIMIT = 500
 MAX_TRACE_LIMIT = 1000
 STATUSES = ("active", "ended")
-RATINGS = ("positive", "negative")
-MAX_COMMENT = 4000
 MAX_ATTACHMENTS_PER_MESSAGE = 20
-MAX_METADATA_BYTES = 16 * 1024
-
-
-def session_not_found() -> NotFound:
-    return NotFound("Session not found", reason="SESSION_NOT_FOUND")
-
-
-def page_bounds(
-    limit: int | None, offset: int, *, default: int = DEFAULT_LIMIT, most: int = MAX_LIMIT
-) -> tuple[int, int]:
-    """Checked page size and offset; errors name the field."""
-    size = default if limit is None else limit
-    if not 1 <= size <= most:
-        raise InvalidArgument(f"Invalid request: limit must be between 1 and {most}", field="limit")
-    if offset < 0:
-        raise InvalidArgument("Invalid request: offset must be 0 or more", field="offset")
-    return size, offset
-
-
-def _json(text: str, default: Any) -> Any:
-    if not text:
-        return default
-    try:
-        return json.loads(text)
-    except ValueError:
-        return default
-
-
-def _state(row: AgentSession) -> dict[str, Any]:
-    data = _json(row.state, {})
-    if not data:
-        return {}
-    try:
-        return public_state(SessionState.from_json(data))
-    except Exception:  # an unreadable state is shown empty rather than failing the read
-        return {}
-
-
-def to_info(row: AgentSession, *, with_state: bool = False) -> SessionInfo:
-    end = row.ended_at or row.last_activity_at
-    duration = max(0.0, (end - row.created_at).total_seconds() * 1000) if end else 0.0
-    return SessionInfo(
-        id=row.id,
-        runtime_session_id=row.runtime_session_id,
-        project_id=row.project_id,
-        deployment_id=row.deployment_id or "",
-        environment=row.environment,
-        agent_id=row.agent_id,
-        agent_name=row.agent_name,
-        status=row.status,
-        channel=row.channel,
-        user_id=row.user_id,
-        outcome=row.outcome,
-        end_reason=row.end_reason,
-        turn_count=row.turn_count,
-        message_count=row.message_count,
-        trace_event_count=row.trace_event_count,
-        token_count=row.token_count,
-        estimated_cost=row.estimated_cost,
-        error_count=row.error_count,
-        duration_ms=round(duration, 3),
-        created_at=row.created_at,
-        last_activity_at=row.last_activity_at,
-        ended_at=row.ended_at,
-        created_by=row.created_by,
-        metadata=_json(row.metadata_json, {}),
-        state=_state(row) if with_state else {},
-    )
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return float(sorted_values[rank - 1])
-
-
-def latency(values: Sequence[float]) -> Latency:
-    ordered = sorted(values)
-    if not ordered:
-        return Latency()
-    return Latency(
-        avg_ms=round(sum(ordered) / len(ordered), 2),
-        p50_ms=percentile(ordered, 50),
-        p95_ms=percentile(ordered, 95),
-        p99_ms=percentile(ordered, 99),
-        max_ms=float(ordered[-1]),
-    )
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _entry_agent(ids: Mapping[str, str], agents: Sequence[str], wanted: str) -> str:
-    """The agent named by id, name, or a path whose last part is the name."""
-    for name, agent_id in ids.items():
-        if agent_id == wanted:
-            return name
-    name = wanted.rstrip("/").rsplit("/", 1)[-1]
-    if name in agents:
-        return name
-    raise NotFound("Agent not found", reason="AGENT_NOT_FOUND")
-
-
-def check_metadata(metadata: Mapping[str, Any]) -> str:
-    """The metadata as JSON, at most 16 KiB."""
-    if not metadata:
-        return ""
-    text = json.dumps(metadata, separators=(",", ":"), default=str)
-    if len(text) > MAX_METADATA_BYTES:
-        raise InvalidArgument(
-            f"Invalid request: metadata is too large (max {MAX_METADATA_BYTES} bytes as JSON)",
-            field="metadata",
-            reason="INVALID_METADATA",
-        )
-    return text
 
 
 class SessionService:
@@ -230,7 +111,7 @@ class SessionService:
             source = await SessionQueries(uow, tenant_id).agent_in_project(project_id, wanted)
         if source is not None:  # the project's agent by id or name (stable ids)
             wanted = source.name if source.name in resolved.agents else wanted
-        entry = _entry_agent(resolved.agent_ids, list(resolved.agents), wanted)
+        entry = entry_agent(resolved.agent_ids, list(resolved.agents), wanted)
         agent_id = resolved.agent_ids.get(entry, "")
         if resolved.deployment_id is None:  # a draft: the agent's own (stable) id
             async with self._db.read() as uow:
@@ -408,53 +289,11 @@ class SessionService:
             return await self._metrics(uow, tenant_id, row)
 
     async def _metrics(self, uow: UnitOfWork, tenant_id: str, row: AgentSession) -> SessionMetrics:
-        """From the session's counters, its `llm_call` / `tool_call` / `tool_result` trace
-        events (model, tokens, cost, latency per call) and its feedback."""
         events = await TraceQueries(uow, tenant_id).of_types(
             row.id, ("llm_call", "tool_call", "tool_result")
         )
         feedback = await FeedbackRepository(uow, tenant_id).counts(row.id)
-        calls = [_json(e.data, {}) for e in events if e.type == "llm_call"]
-        per_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for data in calls:
-            key = (str(data.get("model", "")), str(data.get("provider", "")))
-            per_model.setdefault(key, []).append(data)
-        shares = sorted(
-            (
-                ModelShare(
-                    model=model,
-                    provider=provider,
-                    requests=len(items),
-                    input_tokens=int(sum(_number(d.get("inputTokens")) for d in items)),
-                    output_tokens=int(sum(_number(d.get("outputTokens")) for d in items)),
-                    estimated_cost=round(sum(_number(d.get("estimatedCost")) for d in items), 8),
-                    latency=latency([_number(d.get("latencyMs")) for d in items]),
-                )
-                for (model, provider), items in per_model.items()
-            ),
-            key=lambda s: (-s.requests, s.model),
-        )
-        tool_errors = sum(
-            1 for e in events if e.type == "tool_result" and _json(e.data, {}).get("error")
-        )
-        info = to_info(row)
-        return SessionMetrics(
-            input_tokens=sum(s.input_tokens for s in shares),
-            output_tokens=sum(s.output_tokens for s in shares),
-            estimated_cost=round(row.estimated_cost, 8),
-            llm_calls=len(calls),
-            latency=latency([_number(d.get("latencyMs")) for d in calls]),
-            tool_calls=sum(1 for e in events if e.type == "tool_call"),
-            tool_errors=tool_errors,
-            errors=row.error_count,
-            turns=row.turn_count,
-            messages=row.message_count,
-            trace_events=row.trace_event_count,
-            feedback_positive=feedback.get("positive", 0),
-            feedback_negative=feedback.get("negative", 0),
-            duration_ms=info.duration_ms,
-            by_model=tuple(shares),
-        )
+        return session_metrics(row, events, feedback)
 
     # ---- feedback --------------------------------------------------------------------
 
@@ -469,68 +308,15 @@ class SessionService:
         comment: str,
     ) -> FeedbackResult:
         """One rating per message per rater: a second one replaces the first."""
-        if not session_id:
-            raise InvalidArgument("Invalid request: sessionId is required", field="sessionId")
-        if rating not in RATINGS:
-            raise InvalidArgument(
-                "Invalid request: rating must be positive or negative", field="rating"
-            )
-        if len(comment) > MAX_COMMENT:
-            raise InvalidArgument(
-                f"Invalid request: comment is too long (max {MAX_COMMENT})", field="comment"
-            )
-        for attempt in range(2):
-            try:
-                return await self._store_feedback(
-                    tenant_id,
-                    rater,
-                    session_id=session_id,
-                    message_id=message_id,
-                    rating=rating,
-                    comment=comment,
-                )
-            except IntegrityError:  # two first ratings at once: the other one won, replace it
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _store_feedback(
-        self,
-        tenant_id: str,
-        rater: str,
-        *,
-        session_id: str,
-        message_id: str,
-        rating: str,
-        comment: str,
-    ) -> FeedbackResult:
-        async with self._db.uow() as uow:
-            row = await self._row(uow, tenant_id, None, session_id)
-            if (
-                message_id
-                and await MessageQueries(uow, tenant_id).in_session(row.id, message_id) is None
-            ):
-                raise NotFound("Message not found", reason="MESSAGE_NOT_FOUND", field="messageId")
-            repo = FeedbackRepository(uow, tenant_id)
-            existing = await repo.of_rater(row.id, message_id, rater)
-            if existing is not None:
-                existing.rating = rating
-                existing.comment = comment
-                existing.updated_at = utcnow()
-                uow.add(existing)
-                return FeedbackResult(existing.id, replaced=True)
-            item = SessionFeedback(
-                id=f"fb_{cuid()}",
-                tenant_id=tenant_id,
-                session_id=row.id,
-                message_id=message_id,
-                rater=rater,
-                rating=rating,
-                comment=comment,
-            )
-            repo.add(item)
-            await uow.flush()
-            return FeedbackResult(item.id, replaced=False)
+        return await feedback.rate(
+            self._db,
+            tenant_id,
+            rater,
+            session_id=session_id,
+            message_id=message_id,
+            rating=rating,
+            comment=comment,
+        )
 
     # ---- attachments and send ---------------------------------------------------------
 
@@ -560,19 +346,7 @@ class SessionService:
             if await SessionQueries(uow, tenant_id).get(row.id) is None:  # deleted meanwhile
                 raise session_not_found()
             AttachmentRepository(uow, tenant_id).add(item)
-        return self._attachment(item)
-
-    def _attachment(self, row: SessionAttachment) -> Attachment:
-        return Attachment(
-            id=row.id,
-            session_id=row.session_id,
-            filename=row.filename,
-            mime_type=row.mime_type,
-            size_bytes=row.size_bytes,
-            sha256=row.sha256,
-            created_at=row.created_at,
-            path=self.files.path(row.sha256),
-        )
+        return to_attachment(item, self.files.path(item.sha256))
 
     async def send(
         self,
@@ -605,7 +379,7 @@ class SessionService:
                 metadata={"attachment_ids": " ".join(missing)[:200]},
             )
         by_id = {a.id: a for a in found}
-        attachments = tuple(self._attachment(by_id[i]) for i in ids)
+        attachments = tuple(to_attachment(by_id[i], self.files.path(by_id[i].sha256)) for i in ids)
         return await self._turns.run(
             tenant_id,
             scopes,
@@ -622,23 +396,3 @@ class SessionService:
         async with self._db.read() as uow:
             found = await MessageQueries(uow, tenant_id).last(session_id, "assistant")
         return to_entry(found) if found is not None else None
-
-
-def to_entry(row: SessionMessage) -> TranscriptEntry:
-    return TranscriptEntry(row.id, row.role, row.content, row.created_at)
-
-
-def to_event(row: TraceEventRecord) -> StoredTraceEvent:
-    data = _json(row.data, {})
-    return StoredTraceEvent(
-        id=row.id,
-        seq=row.seq,
-        turn=row.turn,
-        type=row.type,
-        decision_kind=row.decision_kind,
-        span_id=row.span_id,
-        parent_span_id=row.parent_span_id,
-        started_at=row.started_at,
-        duration_ms=row.duration_ms,
-        data=data if isinstance(data, dict) else {"value": data},
-    )

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from chatplane.api import openai_request as oreq
 from chatplane.api import openai_wire as wire
 from chatplane.chat.types import ModelSource, StreamCompleted, StreamMetadata
 from chatplane.errors import InvalidArgument
@@ -34,7 +35,7 @@ def test_parse_request() -> None:
         "stream_options": {"include_usage": True},
         "stop": "END",
     }
-    request, options = wire.parse_request(json.dumps(body).encode(), "p1")
+    request, options = oreq.parse_request(json.dumps(body).encode(), "p1")
     assert request.tier == "balanced" and request.model_id == ""
     assert request.messages[0].role == "system"
     assert request.messages[2].tool_calls[0].name == "f"
@@ -42,7 +43,7 @@ def test_parse_request() -> None:
     assert request.tools[0].parameters == {"type": "object", "properties": {}}
     assert request.max_tokens == 20
     assert options.stream and options.include_usage and options.stop == ("END",)
-    no_tools, _ = wire.parse_request(json.dumps({**body, "tool_choice": "none"}).encode(), "p1")
+    no_tools, _ = oreq.parse_request(json.dumps({**body, "tool_choice": "none"}).encode(), "p1")
     assert no_tools.tools == ()
 
 
@@ -59,7 +60,7 @@ def test_parse_request() -> None:
 )
 def test_parse_errors(body: bytes, param: str) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        wire.parse_request(body, "p1")
+        oreq.parse_request(body, "p1")
     assert raised.value.metadata["field"] == param
 
 
@@ -73,7 +74,7 @@ def test_stop_cutter_holds_back_a_possible_start() -> None:
 
 
 def test_chunks_end_with_usage_and_done() -> None:
-    encoder = wire.ChunkEncoder(wire.OpenAiOptions(model="fast", stream=True, include_usage=True))
+    encoder = wire.ChunkEncoder(oreq.OpenAiOptions(model="fast", stream=True, include_usage=True))
     frames = b"".join(
         [
             encoder.frame(StreamMetadata("chatplane-local-echo", "local", ModelSource.TIER)),
@@ -91,6 +92,6 @@ def test_chunks_end_with_usage_and_done() -> None:
 
 
 def test_param_names() -> None:
-    assert wire.openai_param("maxTokens") == "max_tokens"
-    assert wire.openai_param("tools[2].parameters") == "tools[2].function.parameters"
-    assert wire.openai_param("messages[0].tool_call_id") == "messages[0].tool_call_id"
+    assert oreq.openai_param("maxTokens") == "max_tokens"
+    assert oreq.openai_param("tools[2].parameters") == "tools[2].function.parameters"
+    assert oreq.openai_param("messages[0].tool_call_id") == "messages[0].tool_call_id"

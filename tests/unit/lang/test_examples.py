@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 from chatplane.lang import compile_source
 from chatplane.lang.serialize import from_json, to_json, without_positions
@@ -31,7 +30,8 @@ def test_abl_and_yaml_twins_are_equal() -> None:
     assert without_positions(a) == dataclasses.replace(without_positions(b), format="abl")
 
 
-def test_compile_500_lines_fast() -> None:
+def test_compile_500_lines() -> None:
+    # Its speed is measured by `make bench` (section C), not here.
     base = (EXAMPLES / "password-reset.abl").read_text()
     head, tail = base.split("\nESCALATE:", 1)
     steps = []
@@ -47,11 +47,3 @@ def test_compile_500_lines_fast() -> None:
     assert r.ok, [d.format() for d in r.errors]
     assert r.program is not None and r.program.flow is not None
     assert len(r.program.flow.steps) == 56
-    best = min(_timed(text) for _ in range(5))
-    assert best < 0.020, best
-
-
-def _timed(text: str) -> float:
-    t = time.perf_counter()
-    compile_source(text)
-    return time.perf_counter() - t

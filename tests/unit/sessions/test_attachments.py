@@ -15,7 +15,7 @@ from chatplane.sessions.attachments import (
     parse_upload,
     sniff,
 )
-from chatplane.sessions.service import latency, page_bounds, percentile
+from chatplane.sessions.views import latency, page_bounds, percentile
 
 BOUNDARY = "XyZ"
 CT = f"multipart/form-data; boundary={BOUNDARY}"

@@ -15,6 +15,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from chatplane.api import call
+from chatplane.api import openai_request as oreq
 from chatplane.api import openai_wire as wire
 from chatplane.api.coalesce import coalesce
 from chatplane.chat.service import ChatService
@@ -65,8 +66,8 @@ class OpenAiServicer(pb_grpc.OpenAiServiceServicer):
         self, request: httpbody_pb2.HttpBody, context: Context
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         try:
-            project = wire.project_from_headers(_headers(context))
-            chat, options = wire.parse_request(request.data, project)
+            project = oreq.project_from_headers(_headers(context))
+            chat, options = oreq.parse_request(request.data, project)
             tenant = call.principal().tenant_id
             if not options.stream:
                 result = await self._chats.complete(tenant, chat)
@@ -80,7 +81,7 @@ class OpenAiServicer(pb_grpc.OpenAiServiceServicer):
                 if frames:
                     yield httpbody_pb2.HttpBody(content_type=SSE, data=frames)
         except ChatplaneError as exc:  # errors before the first frame: a real status
-            raise wire.retarget(exc) from None
+            raise oreq.retarget(exc) from None
 
     def _models(self) -> list[dict[str, Any]]:
         claude = sorted(
@@ -108,7 +109,7 @@ class OpenAiServicer(pb_grpc.OpenAiServiceServicer):
             raise InvalidArgument("Invalid request: model is required", field="model")
         for model in self._models():
             if model["id"] == request.model:
-                return httpbody_pb2.HttpBody(content_type=JSON, data=wire._dumps(model))
+                return httpbody_pb2.HttpBody(content_type=JSON, data=wire.dumps(model))
         raise NotFound(
             f"The model {request.model!r} does not exist", reason="MODEL_NOT_FOUND", field="model"
         )
