@@ -81,6 +81,9 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-cased names
     body: dict[str, Any]
+    method: str = "POST"
+    query: str = ""  # the raw query string
+    raw: bytes = b""  # the body as sent
 
 
 @dataclass
@@ -224,7 +227,16 @@ class FakeAnthropic:
         except ValueError:
             body = None
         headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(RecordedRequest(request.path, headers, body or {}))
+        self.requests.append(
+            RecordedRequest(
+                request.path,
+                headers,
+                body or {},
+                method=request.method,
+                query=request.query_string,
+                raw=raw,
+            )
+        )
 
         if not isinstance(body, dict):
             return self._error(400, request_id, "Request body must be a JSON object")

@@ -4,14 +4,22 @@ connection pool) per API key, built on first use and closed together."""
 from __future__ import annotations
 
 from chatplane.llm.anthropic import AnthropicProvider
+from chatplane.llm.anthropic.provider import Transport
 from chatplane.llm.local import LocalProvider
 from chatplane.llm.types import Provider
 
 
 class ProviderRegistry:
-    def __init__(self, *, local: LocalProvider, anthropic_base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        local: LocalProvider,
+        anthropic_base_url: str | None = None,
+        transport: Transport = "lean",
+    ) -> None:
         self.local = local
         self._base_url = anthropic_base_url
+        self._transport: Transport = transport  # AnthropicProvider's HTTP path
         self._anthropic: dict[str, AnthropicProvider] = {}
 
     def get(self, provider: str, credential: str | None) -> Provider:
@@ -22,7 +30,9 @@ class ProviderRegistry:
             raise ValueError(f"no provider {provider!r} with the given credential")
         found = self._anthropic.get(credential)
         if found is None:
-            found = AnthropicProvider(credential, base_url=self._base_url)
+            found = AnthropicProvider(
+                credential, base_url=self._base_url, transport=self._transport
+            )
             self._anthropic[credential] = found
         return found
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 
 from chatplane.llm.anthropic import AnthropicProvider
@@ -17,9 +18,14 @@ async def fake() -> AsyncIterator[FakeAnthropic]:
         yield server
 
 
-@pytest_asyncio.fixture
-async def provider(fake: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
-    """A provider on the fake server, with short retry delays."""
-    p = AnthropicProvider(fake.api_key, fake.base_url, retry_base_delay=0.01)
+@pytest_asyncio.fixture(params=["lean", "sdk"])
+async def provider(
+    fake: FakeAnthropic, request: pytest.FixtureRequest
+) -> AsyncIterator[AnthropicProvider]:
+    """A provider on the fake server, with short retry delays; once per transport."""
+    p = AnthropicProvider(
+        fake.api_key, fake.base_url, retry_base_delay=0.01, transport=request.param
+    )
+    assert p.transport == request.param
     yield p
     await p.aclose()

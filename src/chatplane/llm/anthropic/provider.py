@@ -6,12 +6,17 @@ caller; once a token has been delivered a failure is raised at once, because rep
 the request would duplicate output. `stream()` and `complete()` share that one retry path
 and the one set of SDK call arguments.
 
-Raw responses: the SDK still makes every call (client, auth and version headers, base
-URL, timeouts, non-2xx -> `APIStatusError`), but through `with_raw_response` and
-`with_streaming_response`, and the body is read here: JSON as plain dicts, SSE with
-`chatplane.kit.sse.SSEParser`. The SDK's pydantic models (the Message, one object per
-stream event) and its SSE decoding cost about 0.3 ms of CPU per call and 0.6 ms per
-stream; what remains over plain aiohttp (about 0.7 ms) is the SDK building the request.
+Two transports send the request (issue 15):
+- `lean` (the default): `transport.LeanTransport`, plain aiohttp with the headers and URL
+  built once per credential and the body serialized once per call; it sends what the SDK
+  sends and raises the SDK's exceptions.
+- `sdk`: the SDK makes every call, through `with_raw_response` and
+  `with_streaming_response`. It is also used, whatever the setting, while OpenTelemetry
+  tracing is configured (`sdk_tracing`): the SDK's span per request and trace-context
+  propagation exist only on its path.
+Either way the body is read here: JSON as plain dicts, SSE with
+`chatplane.kit.sse.SSEParser` (the SDK's pydantic models and SSE decoding cost about
+0.3 ms of CPU per call and 0.6 ms per stream).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import Literal, TypedDict, TypeVar, cast
 
 import anthropic
@@ -39,6 +44,7 @@ from chatplane.llm.anthropic.errors import (
 )
 from chatplane.llm.anthropic.request import AnthropicRequest, build_request
 from chatplane.llm.anthropic.response import StreamMapper, completion_from_body
+from chatplane.llm.anthropic.transport import LeanTransport, OpenStream, encode_body
 from chatplane.llm.types import Completion, CompletionParams, ProviderEvent
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,9 @@ def sdk_tracing(environ: Mapping[str, str] | None = None) -> Literal[False] | No
     return None
 
 
+Transport = Literal["lean", "sdk"]
+
+
 class AnthropicProvider:
     name: str = "anthropic"
 
@@ -105,6 +114,7 @@ class AnthropicProvider:
         timeout: float = 600.0,
         retry_base_delay: float = 0.2,
         max_retry_after: float = 10.0,
+        transport: Transport = "lean",
     ) -> None:
         # A retry-after longer than max_retry_after is not waited for: the error goes to
         # the caller.
@@ -112,23 +122,38 @@ class AnthropicProvider:
             max_retries=max_retries, base_delay=retry_base_delay, max_retry_after=max_retry_after
         )
         self._timeout = anthropic.Timeout(timeout, connect=min(5.0, timeout))
+        tracing = sdk_tracing()
+        http_client = anthropic.DefaultAioHttpClient()
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url,
-            http_client=anthropic.DefaultAioHttpClient(),
+            http_client=http_client,
             max_retries=0,
             timeout=self._timeout,
-            open_telemetry=sdk_tracing(),
+            open_telemetry=tracing,
+        )
+        # The SDK's path while tracing is on: only it records the span per request.
+        self._lean = (
+            LeanTransport(self._client, http_client, self._timeout)
+            if transport == "lean" and tracing is False
+            else None
         )
 
+    @property
+    def transport(self) -> Transport:
+        """The transport in use."""
+        return "sdk" if self._lean is None else "lean"
+
     async def aclose(self) -> None:
+        if self._lean is not None:
+            await self._lean.aclose()
         await self._client.close()
 
     def stream(self, params: CompletionParams) -> AsyncGenerator[ProviderEvent, None]:
-        return self._with_retries(params, self._stream_once)
+        return self._with_retries(params, self._stream_attempt)
 
     async def complete(self, params: CompletionParams) -> Completion:
-        async with aclosing(self._with_retries(params, self._complete_once)) as results:
+        async with aclosing(self._with_retries(params, self._complete_attempt)) as results:
             return await anext(results)
 
     def create_arguments(self, request: AnthropicRequest) -> CreateArguments:
@@ -149,17 +174,18 @@ class AnthropicProvider:
     async def _with_retries(
         self,
         params: CompletionParams,
-        attempt_once: Callable[[CreateArguments], AsyncGenerator[T, None]],
+        prepare: Callable[[AnthropicRequest], Callable[[], AsyncGenerator[T, None]]],
     ) -> AsyncGenerator[T, None]:
-        """The items of `attempt_once`, retried on failure while none reached the caller."""
-        arguments = self.create_arguments(build_request(params))
+        """The items of the prepared attempt, retried on failure while none reached the
+        caller. The request is built (and for the lean path serialized) once."""
+        attempt_once = prepare(build_request(params))
         attempt = 0
         while True:
             delivered = False
             try:
                 # Leaving these blocks closes the HTTP response: when the consumer stops
                 # early or is cancelled, the upstream request is abandoned with it.
-                async with aclosing(attempt_once(arguments)) as items:
+                async with aclosing(attempt_once()) as items:
                     async for item in items:
                         delivered = True
                         yield item
@@ -183,19 +209,53 @@ class AnthropicProvider:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _stream_once(self, arguments: CreateArguments) -> AsyncGenerator[ProviderEvent, None]:
+    # --- one attempt ----------------------------------------------------------------------
+
+    def _stream_attempt(
+        self, request: AnthropicRequest
+    ) -> Callable[[], AsyncGenerator[ProviderEvent, None]]:
+        lean = self._lean
+        if lean is not None:
+            body = encode_body(request, stream=True)
+            return lambda: self._stream_once(lambda: lean.stream(body))
+        arguments = self.create_arguments(request)
+        return lambda: self._stream_once(lambda: self._sdk_stream(arguments))
+
+    def _complete_attempt(
+        self, request: AnthropicRequest
+    ) -> Callable[[], AsyncGenerator[Completion, None]]:
+        lean = self._lean
+        if lean is not None:
+            body = encode_body(request, stream=False)
+            return lambda: self._complete_once(lambda: lean.complete(body))
+        arguments = self.create_arguments(request)
+        return lambda: self._complete_once(lambda: self._sdk_complete(arguments))
+
+    @asynccontextmanager
+    async def _sdk_stream(self, arguments: CreateArguments) -> AsyncGenerator[OpenStream, None]:
+        async with self._client.messages.with_streaming_response.create(
+            **arguments, stream=True
+        ) as raw:
+            response = raw.http_response
+            async with aclosing(response.aiter_bytes()) as chunks:
+                yield OpenStream(chunks, lambda: response)
+
+    async def _sdk_complete(self, arguments: CreateArguments) -> bytes:
+        raw = await self._client.messages.with_raw_response.create(**arguments)
+        return await raw.read()
+
+    async def _stream_once(
+        self, open_stream: Callable[[], AbstractAsyncContextManager[OpenStream]]
+    ) -> AsyncGenerator[ProviderEvent, None]:
         mapper = StreamMapper()
         try:
-            async with self._client.messages.with_streaming_response.create(
-                **arguments, stream=True
-            ) as raw:
-                response = raw.http_response
+            async with open_stream() as opened:
+                response = opened.http_response
                 parser = SSEParser()
-                async with aclosing(response.aiter_bytes()) as chunks:
-                    async for chunk in chunks:
-                        for event_name, data in parser.feed(chunk):
-                            if (event := mapper.feed(event_name, data, response)) is not None:
-                                yield event
+                async for chunk in opened.chunks:
+                    for event_name, data in parser.feed(chunk):
+                        if (event := mapper.feed(event_name, data, response)) is not None:
+                            yield event
                 for event_name, data in parser.close():
                     if (event := mapper.feed(event_name, data, response)) is not None:
                         yield event
@@ -206,10 +266,12 @@ class AnthropicProvider:
                 raise
             # Finish was delivered; a late transport error changes nothing.
 
-    async def _complete_once(self, arguments: CreateArguments) -> AsyncGenerator[Completion, None]:
-        raw = await self._client.messages.with_raw_response.create(**arguments)
+    async def _complete_once(
+        self, send: Callable[[], Awaitable[bytes]]
+    ) -> AsyncGenerator[Completion, None]:
+        data = await send()
         try:
-            body = json.loads(await raw.read())
+            body = json.loads(data)
         except ValueError as exc:
             raise BadResponse("Messages response body is not JSON") from exc
         yield completion_from_body(body)

@@ -7,6 +7,7 @@ Bodies are read as plain dicts (not the SDK's pydantic models): a JSON body beco
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +60,18 @@ def completion_from_body(body: Any) -> Completion:
         raise BadResponse("unexpected Messages response body") from exc
 
 
-def stream_error(data: bytes, response: httpx2.Response) -> anthropic.APIStatusError:
+# The streaming response, or how to get it: only error frames need it, and the lean
+# transport builds its httpx2 form only then.
+ResponseSource = httpx2.Response | Callable[[], httpx2.Response]
+
+
+def _resolve(response: ResponseSource) -> httpx2.Response:
+    return response if isinstance(response, httpx2.Response) else response()
+
+
+def stream_error(data: bytes, source: ResponseSource) -> anthropic.APIStatusError:
     """An in-stream `event: error` as the SDK raises it: APIStatusError with status 200."""
+    response = _resolve(source)
     body: object
     try:
         body = json.loads(data)
@@ -81,7 +92,7 @@ class StreamMapper:
     # content block index -> (tool_use id, name, argument fragments)
     tools: dict[int, tuple[str, str, list[str]]] = field(default_factory=dict)
 
-    def feed(self, event: bytes, data: bytes, response: httpx2.Response) -> ProviderEvent | None:
+    def feed(self, event: bytes, data: bytes, response: ResponseSource) -> ProviderEvent | None:
         """The event for one frame, if any; raises APIStatusError for an error frame."""
         if event == b"error":
             raise stream_error(data, response)
@@ -92,7 +103,7 @@ class StreamMapper:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BadResponse(f"unexpected stream event: {data[:200]!r}") from exc
 
-    def _map(self, payload: dict[str, Any], response: httpx2.Response) -> ProviderEvent | None:
+    def _map(self, payload: dict[str, Any], response: ResponseSource) -> ProviderEvent | None:
         kind = payload["type"]
         if kind == "content_block_delta":
             delta = payload["delta"]
@@ -133,7 +144,7 @@ class StreamMapper:
             self.finished = True
             return Finish(finish_reason=self.stop_reason or "end_turn", usage=self.usage)
         if kind == "error":  # an error frame under another event name
-            raise anthropic.APIStatusError(f"{payload}", response=response, body=payload)
+            raise anthropic.APIStatusError(f"{payload}", response=_resolve(response), body=payload)
         return None  # ping, and event types newer than this module
 
     def _cumulative(self, usage: dict[str, Any]) -> TokenUsage:
