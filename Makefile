@@ -16,16 +16,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Python messages, gRPC stubs, mypy stubs and Envoy's descriptor set, all from protos/.
-gen: $(STAMP)
-	rm -rf gen/python
+# protoc-gen-es (TypeScript) comes from the example client's pinned package-lock.json;
+# npm ci runs again only when the lock changed (the stamp is a copy of the lock).
+TS_CLIENT := examples/clients/ts
+TS_DEPS := $(TS_CLIENT)/node_modules/.lock-stamp
+
+$(TS_DEPS): $(TS_CLIENT)/package-lock.json
+	npm ci --prefix $(TS_CLIENT) --ignore-scripts --no-audit --no-fund
+	cp $< $@
+
+# Python messages, gRPC stubs, mypy stubs, TypeScript messages and service descriptors,
+# and Envoy's descriptor set, all from protos/.
+gen: $(STAMP) $(TS_DEPS)
+	rm -rf gen/python gen/ts
 	buf generate
 	buf build -o gen/descriptor.binpb
 
 # Fails when `make gen` would change gen/ (generated code is committed, never hand-edited).
-check-gen: $(STAMP)
+check-gen: $(STAMP) $(TS_DEPS)
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	buf generate -o $$tmp/out >/dev/null 2>&1 && mkdir -p $$tmp/gen && mv $$tmp/out/gen/python $$tmp/gen/python && \
+	buf generate -o $$tmp/out >/dev/null 2>&1 && mkdir -p $$tmp/gen && \
+	mv $$tmp/out/gen/python $$tmp/gen/python && mv $$tmp/out/gen/ts $$tmp/gen/ts && \
 	buf build -o $$tmp/gen/descriptor.binpb && \
 	diff -r -x __pycache__ gen $$tmp/gen && echo "gen/ is up to date" || \
 	{ echo "gen/ is stale: run 'make gen' and commit the result"; exit 1; }

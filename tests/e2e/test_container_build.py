@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _context(into: Path) -> None:
-    """Copy what .dockerignore's allowlist (`*`, then `!path` lines) admits."""
+    """Copy what .dockerignore's allowlist (`*`, then `!path` lines, then plain paths that
+    exclude again) admits."""
     lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert "*" in lines, "the allowlist form is what this test understands"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -25,6 +26,9 @@ def _context(into: Path) -> None:
                 shutil.copytree(source, into / source.name, ignore=ignore)
             else:
                 shutil.copy2(source, into / source.name)
+    for line in lines:  # plain paths after the allowlist are excluded again (gen/ts/)
+        if line and not line.startswith(("!", "#")) and "*" not in line:
+            shutil.rmtree(into / line.rstrip("/"), ignore_errors=True)
 
 
 def test_the_builder_stage_builds_the_wheel_from_the_build_context(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""chatplane.ops.v1.OpsService: probes, Prometheus metrics and the OpenAPI document.
+"""chatplane.ops.v1.OpsService: probes, Prometheus metrics, the OpenAPI document and its
+reference page (`/docs`, api/docs_page.py).
 
 Its methods take no API key (the interceptor lets `OPEN_METHODS` through without
 authentication, rate limits or shedding). Metrics answer loopback callers only, unless
@@ -18,7 +19,7 @@ from typing import Any
 import grpc
 from google.api import httpbody_pb2
 
-from chatplane.api import call
+from chatplane.api import call, docs_page
 from chatplane.errors import PermissionDenied
 from chatplane.observability import metrics
 from chatplane.ops.v1 import ops_service_pb2 as pb
@@ -26,7 +27,15 @@ from chatplane.ops.v1 import ops_service_pb2_grpc as pb_grpc
 
 _SERVICE = "/chatplane.ops.v1.OpsService/"
 OPEN_METHODS = frozenset(
-    _SERVICE + name for name in ("GetLiveness", "GetReadiness", "GetMetrics", "GetOpenApi")
+    _SERVICE + name
+    for name in (
+        "GetLiveness",
+        "GetReadiness",
+        "GetMetrics",
+        "GetOpenApi",
+        "GetDocs",
+        "GetDocsAsset",
+    )
 )
 # No scope: the interceptor admits OPEN_METHODS without credentials.
 SCOPES = dict.fromkeys(OPEN_METHODS, "")
@@ -129,3 +138,25 @@ class OpsServicer(pb_grpc.OpsServiceServicer):
         self, request: pb.GetOpenApiRequest, context: Context
     ) -> httpbody_pb2.HttpBody:
         return httpbody_pb2.HttpBody(content_type="application/json", data=self._openapi())
+
+    async def GetDocs(self, request: pb.GetDocsRequest, context: Context) -> httpbody_pb2.HttpBody:
+        await _send_headers(context, docs_page.PAGE_CACHE)
+        return httpbody_pb2.HttpBody(
+            content_type=docs_page.PAGE_CONTENT_TYPE, data=docs_page.page()
+        )
+
+    async def GetDocsAsset(
+        self, request: pb.GetDocsAssetRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        asset, data = docs_page.asset(request.name)
+        await _send_headers(context, docs_page.ASSET_CACHE)
+        return httpbody_pb2.HttpBody(content_type=asset.content_type, data=data)
+
+
+async def _send_headers(context: Context, cache_control: str) -> None:
+    """Response headers of the page and its assets. Initial metadata, which the gateway's
+    transcoder passes on as HTTP headers (the interceptor's own headers leave as trailers,
+    of which status.lua copies only the rate-limit ones)."""
+    await context.send_initial_metadata(
+        (("cache-control", cache_control), ("x-content-type-options", "nosniff"))
+    )

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"chatplane/ops/v1/ops_service.proto\x12\x10\x63hatplane.ops.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x14\n\x12GetLivenessRequest\"-\n\x13GetLivenessResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\"\x15\n\x13GetReadinessRequest\"\xb5\x01\n\x14GetReadinessResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12J\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x32.chatplane.ops.v1.GetReadinessResponse.ChecksEntryR\x06\x63hecks\x1a\x39\n\x0b\x43hecksEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x13\n\x11GetMetricsRequest\"\x13\n\x11GetOpenApiRequest2\xa5\x03\n\nOpsService\x12l\n\x0bGetLiveness\x12$.chatplane.ops.v1.GetLivenessRequest\x1a%.chatplane.ops.v1.GetLivenessResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/healthz\x12n\n\x0cGetReadiness\x12%.chatplane.ops.v1.GetReadinessRequest\x1a&.chatplane.ops.v1.GetReadinessResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/readyz\x12Y\n\nGetMetrics\x12#.chatplane.ops.v1.GetMetricsRequest\x1a\x14.google.api.HttpBody\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/metrics\x12^\n\nGetOpenApi\x12#.chatplane.ops.v1.GetOpenApiRequest\x1a\x14.google.api.HttpBody\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/openapi.jsonb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"chatplane/ops/v1/ops_service.proto\x12\x10\x63hatplane.ops.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x14\n\x12GetLivenessRequest\"-\n\x13GetLivenessResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\"\x15\n\x13GetReadinessRequest\"\xb5\x01\n\x14GetReadinessResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12J\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x32.chatplane.ops.v1.GetReadinessResponse.ChecksEntryR\x06\x63hecks\x1a\x39\n\x0b\x43hecksEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x13\n\x11GetMetricsRequest\"\x13\n\x11GetOpenApiRequest\"\x10\n\x0eGetDocsRequest\")\n\x13GetDocsAssetRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name2\xda\x04\n\nOpsService\x12l\n\x0bGetLiveness\x12$.chatplane.ops.v1.GetLivenessRequest\x1a%.chatplane.ops.v1.GetLivenessResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/healthz\x12n\n\x0cGetReadiness\x12%.chatplane.ops.v1.GetReadinessRequest\x1a&.chatplane.ops.v1.GetReadinessResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/readyz\x12Y\n\nGetMetrics\x12#.chatplane.ops.v1.GetMetricsRequest\x1a\x14.google.api.HttpBody\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/metrics\x12^\n\nGetOpenApi\x12#.chatplane.ops.v1.GetOpenApiRequest\x1a\x14.google.api.HttpBody\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/openapi.json\x12P\n\x07GetDocs\x12 .chatplane.ops.v1.GetDocsRequest\x1a\x14.google.api.HttpBody\"\r\x82\xd3\xe4\x93\x02\x07\x12\x05/docs\x12\x61\n\x0cGetDocsAsset\x12%.chatplane.ops.v1.GetDocsAssetRequest\x1a\x14.google.api.HttpBody\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/docs/{name}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPSSERVICE'].methods_by_name['GetMetrics']._serialized_options = b'\202\323\344\223\002\n\022\010/metrics'
   _globals['_OPSSERVICE'].methods_by_name['GetOpenApi']._loaded_options = None
   _globals['_OPSSERVICE'].methods_by_name['GetOpenApi']._serialized_options = b'\202\323\344\223\002\017\022\r/openapi.json'
+  _globals['_OPSSERVICE'].methods_by_name['GetDocs']._loaded_options = None
+  _globals['_OPSSERVICE'].methods_by_name['GetDocs']._serialized_options = b'\202\323\344\223\002\007\022\005/docs'
+  _globals['_OPSSERVICE'].methods_by_name['GetDocsAsset']._loaded_options = None
+  _globals['_OPSSERVICE'].methods_by_name['GetDocsAsset']._serialized_options = b'\202\323\344\223\002\016\022\014/docs/{name}'
   _globals['_GETLIVENESSREQUEST']._serialized_start=113
   _globals['_GETLIVENESSREQUEST']._serialized_end=133
   _globals['_GETLIVENESSRESPONSE']._serialized_start=135
@@ -57,6 +61,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMETRICSREQUEST']._serialized_end=408
   _globals['_GETOPENAPIREQUEST']._serialized_start=410
   _globals['_GETOPENAPIREQUEST']._serialized_end=429
-  _globals['_OPSSERVICE']._serialized_start=432
-  _globals['_OPSSERVICE']._serialized_end=853
+  _globals['_GETDOCSREQUEST']._serialized_start=431
+  _globals['_GETDOCSREQUEST']._serialized_end=447
+  _globals['_GETDOCSASSETREQUEST']._serialized_start=449
+  _globals['_GETDOCSASSETREQUEST']._serialized_end=490
+  _globals['_OPSSERVICE']._serialized_start=493
+  _globals['_OPSSERVICE']._serialized_end=1095
 # @@protoc_insertion_point(module_scope)

@@ -28,9 +28,9 @@ if _version_not_supported:
 
 class OpsServiceStub:
     """OpsService is for operators and their tools: probes for orchestrators, Prometheus
-    metrics and the OpenAPI document. None of its methods takes an API key: the probes and
-    the document are public, and metrics are answered to loopback clients (or with the
-    `CHATPLANE_METRICS_TOKEN` bearer token) only.
+    metrics, the OpenAPI document and its reference page. None of its methods takes an API
+    key: the probes, the document and the page are public, and metrics are answered to
+    loopback clients (or with the `CHATPLANE_METRICS_TOKEN` bearer token) only.
     """
 
     def __init__(self, channel):
@@ -59,13 +59,23 @@ class OpsServiceStub:
                 request_serializer=chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetOpenApiRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.GetDocs = channel.unary_unary(
+                '/chatplane.ops.v1.OpsService/GetDocs',
+                request_serializer=chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetDocsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetDocsAsset = channel.unary_unary(
+                '/chatplane.ops.v1.OpsService/GetDocsAsset',
+                request_serializer=chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetDocsAssetRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class OpsServiceServicer:
     """OpsService is for operators and their tools: probes for orchestrators, Prometheus
-    metrics and the OpenAPI document. None of its methods takes an API key: the probes and
-    the document are public, and metrics are answered to loopback clients (or with the
-    `CHATPLANE_METRICS_TOKEN` bearer token) only.
+    metrics, the OpenAPI document and its reference page. None of its methods takes an API
+    key: the probes, the document and the page are public, and metrics are answered to
+    loopback clients (or with the `CHATPLANE_METRICS_TOKEN` bearer token) only.
     """
 
     def GetLiveness(self, request, context):
@@ -106,6 +116,28 @@ class OpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDocs(self, request, context):
+        """The API reference page: `GET /docs` answers an HTML page that renders
+        `/openapi.json` (loaded relative to the page) with Swagger UI, whose scripts and
+        styles chatplane serves itself (`GET /docs/{name}`): the page loads nothing from
+        another host.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- an HTML page, passed through raw.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocsAsset(self, request, context):
+        """One of the reference page's assets (`GET /docs/swagger-ui-bundle.js`, ...), with its
+        content type. Only the files the page names are served; any other name is 404.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- a script or stylesheet, passed through raw.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +161,16 @@ def add_OpsServiceServicer_to_server(servicer, server):
                     request_deserializer=chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetOpenApiRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
+            'GetDocs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocs,
+                    request_deserializer=chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetDocsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetDocsAsset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocsAsset,
+                    request_deserializer=chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetDocsAssetRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'chatplane.ops.v1.OpsService', rpc_method_handlers)
@@ -139,9 +181,9 @@ def add_OpsServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class OpsService:
     """OpsService is for operators and their tools: probes for orchestrators, Prometheus
-    metrics and the OpenAPI document. None of its methods takes an API key: the probes and
-    the document are public, and metrics are answered to loopback clients (or with the
-    `CHATPLANE_METRICS_TOKEN` bearer token) only.
+    metrics, the OpenAPI document and its reference page. None of its methods takes an API
+    key: the probes, the document and the page are public, and metrics are answered to
+    loopback clients (or with the `CHATPLANE_METRICS_TOKEN` bearer token) only.
     """
 
     @staticmethod
@@ -241,6 +283,60 @@ class OpsService:
             target,
             '/chatplane.ops.v1.OpsService/GetOpenApi',
             chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetOpenApiRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatplane.ops.v1.OpsService/GetDocs',
+            chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetDocsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocsAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatplane.ops.v1.OpsService/GetDocsAsset',
+            chatplane_dot_ops_dot_v1_dot_ops__service__pb2.GetDocsAssetRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,

@@ -29,9 +29,9 @@ GRPC_VERSION: str
 
 class OpsServiceStub:
     """OpsService is for operators and their tools: probes for orchestrators, Prometheus
-    metrics and the OpenAPI document. None of its methods takes an API key: the probes and
-    the document are public, and metrics are answered to loopback clients (or with the
-    `CHATPLANE_METRICS_TOKEN` bearer token) only.
+    metrics, the OpenAPI document and its reference page. None of its methods takes an API
+    key: the probes, the document and the page are public, and metrics are answered to
+    loopback clients (or with the `CHATPLANE_METRICS_TOKEN` bearer token) only.
     """
 
     @_typing.overload
@@ -60,13 +60,27 @@ class OpsServiceStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- the document is JSON of its own shape, passed through raw.
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
     """
+    GetDocs: _grpc.UnaryUnaryMultiCallable[_ops_service_pb2.GetDocsRequest, _httpbody_pb2.HttpBody]
+    """The API reference page: `GET /docs` answers an HTML page that renders
+    `/openapi.json` (loaded relative to the page) with Swagger UI, whose scripts and
+    styles chatplane serves itself (`GET /docs/{name}`): the page loads nothing from
+    another host.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- an HTML page, passed through raw.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+    """
+    GetDocsAsset: _grpc.UnaryUnaryMultiCallable[_ops_service_pb2.GetDocsAssetRequest, _httpbody_pb2.HttpBody]
+    """One of the reference page's assets (`GET /docs/swagger-ui-bundle.js`, ...), with its
+    content type. Only the files the page names are served; any other name is 404.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- a script or stylesheet, passed through raw.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+    """
 
 @_typing.type_check_only
 class OpsServiceAsyncStub(OpsServiceStub):
     """OpsService is for operators and their tools: probes for orchestrators, Prometheus
-    metrics and the OpenAPI document. None of its methods takes an API key: the probes and
-    the document are public, and metrics are answered to loopback clients (or with the
-    `CHATPLANE_METRICS_TOKEN` bearer token) only.
+    metrics, the OpenAPI document and its reference page. None of its methods takes an API
+    key: the probes, the document and the page are public, and metrics are answered to
+    loopback clients (or with the `CHATPLANE_METRICS_TOKEN` bearer token) only.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -92,12 +106,26 @@ class OpsServiceAsyncStub(OpsServiceStub):
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- the document is JSON of its own shape, passed through raw.
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
     """
+    GetDocs: _aio.UnaryUnaryMultiCallable[_ops_service_pb2.GetDocsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The API reference page: `GET /docs` answers an HTML page that renders
+    `/openapi.json` (loaded relative to the page) with Swagger UI, whose scripts and
+    styles chatplane serves itself (`GET /docs/{name}`): the page loads nothing from
+    another host.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- an HTML page, passed through raw.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+    """
+    GetDocsAsset: _aio.UnaryUnaryMultiCallable[_ops_service_pb2.GetDocsAssetRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """One of the reference page's assets (`GET /docs/swagger-ui-bundle.js`, ...), with its
+    content type. Only the files the page names are served; any other name is 404.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- a script or stylesheet, passed through raw.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+    """
 
 class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
     """OpsService is for operators and their tools: probes for orchestrators, Prometheus
-    metrics and the OpenAPI document. None of its methods takes an API key: the probes and
-    the document are public, and metrics are answered to loopback clients (or with the
-    `CHATPLANE_METRICS_TOKEN` bearer token) only.
+    metrics, the OpenAPI document and its reference page. None of its methods takes an API
+    key: the probes, the document and the page are public, and metrics are answered to
+    loopback clients (or with the `CHATPLANE_METRICS_TOKEN` bearer token) only.
     """
 
     @_abc_1.abstractmethod
@@ -143,6 +171,32 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         """The OpenAPI 3.1 document of every REST route, generated from the descriptor set:
         `GET /openapi.json`.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- the document is JSON of its own shape, passed through raw.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDocs(
+        self,
+        request: _ops_service_pb2.GetDocsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """The API reference page: `GET /docs` answers an HTML page that renders
+        `/openapi.json` (loaded relative to the page) with Swagger UI, whose scripts and
+        styles chatplane serves itself (`GET /docs/{name}`): the page loads nothing from
+        another host.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- an HTML page, passed through raw.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDocsAsset(
+        self,
+        request: _ops_service_pb2.GetDocsAssetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """One of the reference page's assets (`GET /docs/swagger-ui-bundle.js`, ...), with its
+        content type. Only the files the page names are served; any other name is 404.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME -- a script or stylesheet, passed through raw.
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE -- HttpBody replies.
         """
 
