@@ -25,6 +25,7 @@ from chatplane.iam.types import Bootstrap
 from chatplane.llm.local import LocalProvider
 from chatplane.llm.pricing import PriceTable
 from chatplane.llm.registry import ProviderRegistry
+from chatplane.observability import tracing
 from chatplane.projects.service import ProjectService
 from chatplane.ratelimit import RateLimiter, Window, build_rate_limiter
 from chatplane.sessions.attachments import FileStore
@@ -77,6 +78,7 @@ class App:
         self.providers = ProviderRegistry(
             local=LocalProvider(token_delay=settings.local_token_delay),
             anthropic_base_url=settings.anthropic_base_url,
+            transport=settings.anthropic_transport,
         )
         self.chats = ChatService(
             self.db,
@@ -197,6 +199,9 @@ class App:
             self.on_bootstrap(self.bootstrap)
 
     async def start(self) -> None:
+        # Per process (each worker starts its own App): only when OTEL_* ask for it, and
+        # before the server, whose interceptors depend on it.
+        tracing.setup()
         await self.open()
         self.usage_writer.start()
         self.idle_sessions.start()
@@ -219,6 +224,8 @@ class App:
         await self.limiter.aclose()
         await self.session_limiter.aclose()
         await self.db.dispose()
+        if tracing.enabled():  # the last spans out (the exporter blocks: off the loop)
+            await asyncio.to_thread(tracing.shutdown)
 
     async def wait(self) -> None:
         await self.server.wait()

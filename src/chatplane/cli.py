@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from chatplane import cli_agents, cli_testing
 from chatplane.app import App, serve_until_signal
-from chatplane.config import Settings, default_max_inflight, descriptor_path
+from chatplane.config import ConfigError, Settings, default_max_inflight, descriptor_path
 from chatplane.errors import ChatplaneError
 from chatplane.iam import scopes
 from chatplane.iam.service import IamService
@@ -294,7 +294,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:  # one line per bad variable, no traceback
+        print(f"chatplane: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(settings.log_level, settings.log_format)
     try:
         return _dispatch(settings, args)

@@ -99,3 +99,14 @@ def test_settings_are_frozen_and_strict_about_names() -> None:
         Settings(http_prot=1)  # type: ignore[call-arg]
     # Variables that are not settings are ignored by from_env (the environment is shared).
     assert Settings.from_env({"HOME": "/root", "CHATPLANE_URL": "http://x"}) == Settings()
+
+
+def test_the_cli_names_a_bad_variable_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatplane.cli import main
+
+    monkeypatch.setenv("CHATPLANE_HTTP_PORT", "eighty")
+    assert main(["keys", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err == "chatplane: CHATPLANE_HTTP_PORT must be an integer, got 'eighty'\n"

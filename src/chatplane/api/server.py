@@ -45,6 +45,7 @@ from chatplane.config import default_max_inflight
 from chatplane.iam.auth import Authenticator
 from chatplane.iam.service import IamService
 from chatplane.iam.v1 import api_key_service_pb2, api_key_service_pb2_grpc
+from chatplane.observability import tracing
 from chatplane.openai.v1 import openai_service_pb2, openai_service_pb2_grpc
 from chatplane.ops.v1 import ops_service_pb2, ops_service_pb2_grpc
 from chatplane.project.v1 import project_service_pb2, project_service_pb2_grpc
@@ -132,6 +133,7 @@ class GrpcServer:
         receive_limit = max(MAX_MESSAGE_BYTES, app.sessions.max_attachment_bytes + 1024 * 1024)
         server = grpc.aio.server(
             interceptors=[
+                *_tracing_interceptors(),  # none unless OTEL_* turned tracing on
                 ApiInterceptor(
                     authenticator=app.authenticator,
                     limiter=app.limiter,
@@ -142,7 +144,7 @@ class GrpcServer:
                     inflight=self.inflight,
                     public_methods=chats.PUBLIC_METHODS,
                     open_methods=ops.OPEN_METHODS,
-                )
+                ),
             ],
             options=[
                 ("grpc.max_receive_message_length", receive_limit),
@@ -278,3 +280,23 @@ def _unlisted_methods(service_names: Sequence[str], scope_table: dict[str, str])
             if full not in scope_table:
                 missing.append(full)
     return missing
+
+
+def _tracing_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """With tracing on, the OpenTelemetry grpc.aio server interceptor, outermost: a SERVER
+    span per RPC (health checks and reflection left out), the child of the caller's W3C
+    `traceparent` (REST callers' headers reach us through Envoy as metadata), current
+    while our interceptor and the servicer run."""
+    provider = tracing.provider()
+    if provider is None:
+        return []
+    from opentelemetry.instrumentation.grpc import (  # noqa: PLC0415
+        aio_server_interceptor,
+        filters,
+    )
+
+    untraced = filters.any_of(filters.health_check(), filters.service_prefix("grpc.reflection"))
+    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
+        tracer_provider=provider, filter_=filters.negate(untraced)
+    )
+    return [interceptor]

@@ -29,7 +29,7 @@ from chatplane.kit.cache import TtlCache
 from chatplane.llm.pricing import PriceTable
 from chatplane.llm.registry import ProviderRegistry
 from chatplane.llm.types import CompletionParams, Finish, Provider, ProviderEvent, UsageUpdate
-from chatplane.observability import metrics
+from chatplane.observability import metrics, tracing
 from chatplane.projects.repository import ProjectRepository
 from chatplane.projects.types import tier_models
 from chatplane.ratelimit import RateLimiter, admit
@@ -152,12 +152,24 @@ class ChatService:
         started = time.perf_counter()
         resolution, provider, params = await self.prepare(tenant_id, request)
         meter = self._meter(tenant_id, request, resolution.model, provider.name, started)
+        span = tracing.start_llm_span(provider.name, resolution.model)
         try:
-            result = await provider.complete(params)
+            with tracing.use(span):  # the SDK's own spans (when on) nest under it
+                result = await provider.complete(params)
         except BaseException as exc:
-            meter.record("error" if isinstance(exc, Exception) else "cancelled")
+            status = "error" if isinstance(exc, Exception) else "cancelled"
+            meter.record(status)
+            tracing.end_llm_span(span, error=exc, status=status)
             raise
         cost = meter.finished(result.finish_reason, result.usage)
+        tracing.end_llm_span(
+            span,
+            finish_reason=result.finish_reason,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost=cost,
+            status="ok",
+        )
         await self._store(meter, "ok")  # acknowledged only once its usage is durable
         return ChatResult(
             content=result.content,
@@ -195,6 +207,9 @@ class ChatService:
         started = time.perf_counter()
         resolution, provider, params = await self.prepare(tenant_id, request)
         meter = self._meter(tenant_id, request, resolution.model, provider.name, started)
+        # Never current: a context attached in an async generator may detach elsewhere.
+        span = tracing.start_llm_span(provider.name, resolution.model)
+        failure: BaseException | None = None
         finish: Finish | None = None
         started_streaming = False
         status = "ok"
@@ -221,20 +236,29 @@ class ChatService:
             await self._store(meter, "ok")  # `complete` leaves once the usage is durable
             yield StreamCompleted(finish.usage, cost, meter.elapsed_ms())
         except ChatplaneError as exc:
-            status = "error"
+            status, failure = "error", exc
             if not started_streaming:
                 raise
             await self._store(meter, status)
             yield StreamFailed(exc.message)
-        except Exception:
-            status = "error"
+        except Exception as exc:
+            status, failure = "error", exc
             if not started_streaming:
                 raise
             await self._store(meter, status)
             yield StreamFailed("Internal error")
-        except BaseException:  # cancelled: the client went away, or shutdown cut it
-            status = "cancelled"
+        except BaseException as exc:  # cancelled: the client went away, or shutdown cut it
+            status, failure = "cancelled", exc
             meter.progress(delivered_usage(meter.usage, params, delivered))
             raise
         finally:
             meter.record(status)
+            tracing.end_llm_span(
+                span,
+                finish_reason=finish.finish_reason if finish is not None else None,
+                input_tokens=meter.usage.input_tokens,
+                output_tokens=meter.usage.output_tokens,
+                cost=meter.cost,
+                error=failure,
+                status=status,
+            )

@@ -5,6 +5,8 @@ The interceptor sets the request id (`bind_request_id`) when a call starts; ever
 logged while that call runs, by any logger, gets it as `request_id`. Extra fields
 (`log.info("...", extra={...})`) become top-level keys. `CHATPLANE_LOG_FORMAT=text`
 gives the classic one-line text format instead (the request id still at the end).
+With tracing on (observability/tracing.py), a record logged while a span is active also
+carries `trace_id` and `span_id` (hex, as OTLP backends show them).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
+
+from chatplane.observability import tracing
 
 _request_id: ContextVar[str | None] = ContextVar("chatplane_request_id", default=None)
 
@@ -32,11 +36,16 @@ def request_id() -> str | None:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds `request_id` (None outside a call) to every record."""
+    """Adds `request_id` (None outside a call) to every record, and the active span's
+    `trace_id` / `span_id` when tracing is on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = _request_id.get()
+        if tracing.enabled() and getattr(record, "trace_id", None) is None:
+            ids = tracing.current_ids()
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 

@@ -29,7 +29,7 @@ from chatplane.llm.types import (
     ToolSpec,
     UsageUpdate,
 )
-from chatplane.observability import metrics
+from chatplane.observability import metrics, tracing
 from chatplane.ratelimit import RateLimiter, admit
 from chatplane.runtime import ModelRequest, ModelResult, StreamItem, ToolCallRequest, ToolResult
 from chatplane.sessions.http_tools import HttpTools
@@ -223,30 +223,43 @@ class TurnHost:
         calls: list[ToolCallEnd] = []
         finish: Finish | None = None
         status = "error"
+        failure: BaseException | None = None
+        span = tracing.start_llm_span(provider.name, resolution.model)
         try:
-            async with contextlib.aclosing(provider.stream(params)) as events:
-                async for event in events:
-                    if isinstance(event, TextDelta):
-                        meter.first_output()
-                        text.append(event.delta)
-                        if self._listener is not None and request.purpose == "reasoning":
-                            await self._listener(event)
-                    elif isinstance(event, ToolCallEnd):
-                        meter.first_output()
-                        calls.append(event)
-                    elif isinstance(event, UsageUpdate):
-                        meter.progress(event.usage)
-                    elif isinstance(event, Finish):
-                        finish = event
+            with tracing.use(span):  # the SDK's own spans (when on) nest under it
+                async with contextlib.aclosing(provider.stream(params)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            meter.first_output()
+                            text.append(event.delta)
+                            if self._listener is not None and request.purpose == "reasoning":
+                                await self._listener(event)
+                        elif isinstance(event, ToolCallEnd):
+                            meter.first_output()
+                            calls.append(event)
+                        elif isinstance(event, UsageUpdate):
+                            meter.progress(event.usage)
+                        elif isinstance(event, Finish):
+                            finish = event
             if finish is None:
                 raise Unavailable("The model stream ended before it finished")
             cost = meter.finished(finish.finish_reason, finish.usage)
             status = "ok"
         except BaseException as exc:
             status = "error" if isinstance(exc, Exception) else "cancelled"
+            failure = exc
             raise
         finally:
             meter.record(status)
+            tracing.end_llm_span(
+                span,
+                finish_reason=finish.finish_reason if finish is not None else None,
+                input_tokens=meter.usage.input_tokens,
+                output_tokens=meter.usage.output_tokens,
+                cost=meter.cost,
+                error=failure,
+                status=status,
+            )
         if self._payload_max is not None:
             self.payload_rows.append(
                 payload_row(

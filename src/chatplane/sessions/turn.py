@@ -33,7 +33,7 @@ from chatplane.kit.cache import TtlCache
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
 from chatplane.lang import ir
-from chatplane.observability import metrics
+from chatplane.observability import metrics, tracing
 from chatplane.ratelimit import RateLimiter, admit
 from chatplane.runtime import Limits, SessionState, TurnInput, TurnOutcome, run_turn
 from chatplane.sessions import record
@@ -182,20 +182,19 @@ class TurnService:
         validate_turn(request, scopes)
         started = time.perf_counter()
         action = "none"
-        try:
-            async with self._queue:
-                if request.session_id:
-                    result = await self._resume(tenant_id, request, listener)
-                else:
-                    result = await self._start(tenant_id, request, listener)
-            action = result.action.type
-            return result
-        finally:
-            metrics.observe_turn(
-                action,
-                time.perf_counter() - started,
-                outcome="ok" if action != "none" else "error",
-            )
+        with tracing.turn_span(request.project_id):  # nothing when tracing is off
+            try:
+                async with self._queue:
+                    if request.session_id:
+                        result = await self._resume(tenant_id, request, listener)
+                    else:
+                        result = await self._start(tenant_id, request, listener)
+                action = result.action.type
+                return result
+            finally:
+                outcome = "ok" if action != "none" else "error"
+                tracing.annotate(action=action, outcome=outcome)
+                metrics.observe_turn(action, time.perf_counter() - started, outcome=outcome)
 
     def _host(
         self,
@@ -244,11 +243,13 @@ class TurnService:
                     retry_after=60,
                 )
         session_id = f"sess_{cuid()}"
+        tracing.annotate(session_id=session_id, agent=entry)
         host = self._host(tenant_id, request.project_id, session_id, listener, request)
         started = time.time()
         outcome = await run_turn(
             resolved.agents, None, self._input(request), host, entry=entry, limits=self._limits
         )
+        tracing.record_turn_events(outcome.events, int(started * 1e9), time.time_ns())
         row = AgentSession(
             id=session_id,
             runtime_session_id=str(uuid.uuid4()),
@@ -301,9 +302,11 @@ class TurnService:
             host = self._host(tenant_id, row.project_id, row.id, listener, request)
             started = time.time()
             state = SessionState.from_json(json.loads(row.state))
+            tracing.annotate(session_id=row.id, agent=state.agent)
             outcome = await run_turn(
                 programs, state, self._input(request), host, entry=state.agent, limits=self._limits
             )
+            tracing.record_turn_events(outcome.events, int(started * 1e9), time.time_ns())
             async with self._db.uow() as uow:
                 return await self._store(
                     uow,
