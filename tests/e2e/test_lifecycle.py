@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import descriptor_pb2, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -51,6 +51,31 @@ async def test_reflection_lists_services(channel: grpc.aio.Channel) -> None:
         "chatplane.chat.v1.ChatService",
         "grpc.health.v1.Health",
     } <= names
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_reflection_answers_under_v1_and_v1alpha(
+    channel: grpc.aio.Channel, version: str
+) -> None:
+    # v1's messages are v1alpha's under another package: the same bytes on the wire.
+    call = channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+
+    async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        yield reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="chatplane.chat.v1.ChatService"
+        )
+
+    replies = [reply async for reply in call(requests())]
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {"grpc.reflection.v1.ServerReflection", "chatplane.chat.v1.ChatService"} <= names
+    files = replies[1].file_descriptor_response.file_descriptor_proto
+    described = [descriptor_pb2.FileDescriptorProto.FromString(f) for f in files]
+    assert "chatplane/chat/v1/chat_service.proto" in {d.name for d in described}
 
 
 async def test_rate_limit_429_through_envoy(tmp_path: Path, database_url: str) -> None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from chatplane.agent.v1 import (
     agent_service_pb2,
@@ -21,7 +20,7 @@ from chatplane.agents.deployments import DeploymentService
 from chatplane.agents.service import AgentService
 from chatplane.analytics.service import AnalyticsService
 from chatplane.analytics.v1 import analytics_service_pb2, analytics_service_pb2_grpc
-from chatplane.api import openapi
+from chatplane.api import openapi, reflection
 from chatplane.api.chat_wire import SHUTDOWN_MESSAGES
 from chatplane.api.drain import Drain
 from chatplane.api.interceptor import ApiInterceptor
@@ -226,12 +225,8 @@ class GrpcServer:
         missing = _unlisted_methods(self._service_names, scope_table)
         if missing:
             raise RuntimeError(f"methods without an access policy: {missing}")
-        reflection.enable_server_reflection(
-            [
-                *self._service_names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
+        reflection.enable(
+            [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
             server,
         )
         address = f"{self._host}:{self._requested_port}"
