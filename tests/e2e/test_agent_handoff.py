@@ -1,0 +1,83 @@
+"""A handoff between two deployed agents, through the real Envoy: Order_Support routes a
+refund to Billing_Agent with the variables it passes, and the session goes on there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from chatplane.app import App
+from tests.conftest import TenantKeys
+from tests.e2e.test_agent_turns import mocks, session_row, turn
+from tests.e2e.test_rest import create_project
+
+AGENTS = Path(__file__).resolve().parents[2] / "examples/agents"
+ORDER = {"toolName": "get_order", "response": {"status": "delivered", "eta": "", "total": 42.5}}
+
+
+async def test_a_refund_is_handed_off_to_billing_and_filed_there(
+    app: App, http: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    pid = await create_project(http, tenant)
+    for name, file in (("Billing_Agent", "billing.abl"), ("Order_Support", "support.abl")):
+        saved = await http.put(
+            f"/api/projects/{pid}/agents/{name}",
+            json={"source": (AGENTS / file).read_text()},
+            headers=tenant.headers,
+        )
+        assert saved.status_code == 200, saved.text
+    deployed = await http.post(
+        f"/api/projects/{pid}/deployments",
+        json={"environment": "dev", "entryAgentName": "Order_Support"},
+        headers=tenant.headers,
+    )
+    assert deployed.status_code == 200, deployed.text
+
+    replies = []
+    session = ""
+    for message in ("Hi, I need help with an order", "AB123456", "refund", "yes"):
+        extra = {"sessionId": session} if session else {}
+        r = await turn(http, tenant, pid, message, environment="dev", **extra, **mocks(ORDER))
+        assert r.status_code == 200, r.text
+        replies.append(r.json())
+        session = replies[-1]["sessionId"]
+    first, _, handed, filed = replies
+    assert first["state"]["currentAgent"] == "Order_Support"
+    assert handed["action"] == {
+        "type": "handoff",
+        "fromAgent": "Order_Support",
+        "toAgent": "Billing_Agent",
+    }
+    # The handing-off agent's last words, then the receiving agent's first question.
+    assert handed["response"] == (
+        "I'll pass your refund request for $42.50 to our billing team.\n\n"
+        "I can refund order AB123456. Shall I file the refund now? (yes/no)"
+    )
+    state = handed["state"]
+    assert (state["currentAgent"], state["currentStep"]) == ("Billing_Agent", "confirm_refund")
+    assert (state["order_id"], state["refund_amount"]) == ("AB123456", "$42.50")
+    assert "wants_refund" not in state  # only CONTEXT.pass crosses over
+    assert state["handoff"]["summary"] == "Refund requested for order AB123456"
+    types = [e["type"] for e in handed["traceEvents"]]
+    assert types.index("tool_call") < types.index("handoff")
+    (event,) = [e for e in handed["traceEvents"] if e["type"] == "handoff"]
+    assert (event["data"]["fromAgent"], event["data"]["toAgent"]) == (
+        "Order_Support",
+        "Billing_Agent",
+    )
+    assert filed["action"]["type"] == "complete"
+    assert filed["response"].startswith("Done: the refund for order AB123456 is filed.")
+
+    # What the session keeps: it ends on the receiving agent, with the handoff recorded.
+    row = await session_row(app, session)
+    assert (row.agent_name, row.status, row.turn_count) == ("Billing_Agent", "ended", 4)
+    assert row.outcome == "selfService"
+    base = f"/api/projects/{pid}/sessions/{session}"
+    got = await http.get(base, headers=tenant.headers)
+    assert got.status_code == 200, got.text
+    assert got.json()["session"]["agentName"] == "Billing_Agent"
+    traced = await http.get(f"{base}/traces?eventType=handoff", headers=tenant.headers)
+    assert traced.status_code == 200, traced.text
+    (stored,) = traced.json()["traces"]
+    assert stored["data"]["toAgent"] == "Billing_Agent"
