@@ -190,15 +190,26 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
     async with _iam(settings) as (iam, default_tenant):
         tenant = args.tenant or default_tenant
         if args.keys_command == "create":
-            created = await iam.create_key(tenant, args.name, args.scopes.split(","))
-            _print_json(
-                {
-                    "id": created.key.id,
-                    "tenantId": tenant,
-                    "secret": created.secret,
-                    "scopes": list(created.key.scopes),
-                }
+            # A publishable key without --scopes gets the Chat API's two (the service's rule).
+            every = "" if args.type == "publishable" else ",".join(scopes.ALL_SCOPES)
+            wanted = args.scopes or every
+            created = await iam.create_key(
+                tenant,
+                args.name,
+                [name for name in wanted.split(",") if name],
+                key_type=args.type,
+                allowed_origins=[o for o in (args.allowed_origins or "").split(",") if o],
             )
+            out: dict[str, object] = {
+                "id": created.key.id,
+                "tenantId": tenant,
+                "type": created.key.type,
+                "secret": created.secret,
+                "scopes": list(created.key.scopes),
+            }
+            if created.key.allowed_origins:
+                out["allowedOrigins"] = list(created.key.allowed_origins)
+            _print_json(out)
         elif args.keys_command == "list":
             for key in await iam.list_keys(tenant):
                 state = "revoked" if key.revoked_at else "active"
@@ -259,7 +270,17 @@ def _parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", required=True)
     create.add_argument(
-        "--scopes", default=",".join(scopes.ALL_SCOPES), help="comma-separated (default: all)"
+        "--scopes",
+        help="comma-separated (default: all; a publishable key: session:read,session:execute)",
+    )
+    create.add_argument(
+        "--type",
+        choices=("secret", "publishable"),
+        default="secret",
+        help="publishable: a pk_live_ key for the Chat API in browsers (needs --allowed-origins)",
+    )
+    create.add_argument(
+        "--allowed-origins", help="comma-separated origins a publishable key may be used from"
     )
     create.add_argument("--tenant", help="tenant id (default: the first tenant)")
     listing = keys.add_parser("list", help="list keys")

@@ -92,6 +92,57 @@ async def test_cli_creates_a_working_key(tmp_path: Path, database_url: str) -> N
         await app.stop(1.0)
 
 
+async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatplane.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_creates_a_publishable_key(tmp_path: Path, database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the CLI runs on the default embedded database")
+    env = {**os.environ, "CHATPLANE_DATA_DIR": str(tmp_path)}
+    env.pop("CHATPLANE_DATABASE_URL", None)
+    origin = "https://shop.example.com"
+    code, out, _ = await _cli(
+        env, "keys", "create", "--name", "web", "--type", "publishable", "--allowed-origins", origin
+    )
+    assert code == 0
+    created = json.loads(out)
+    assert created["secret"].startswith("pk_live_") and created["type"] == "publishable"
+    assert sorted(created["scopes"]) == ["session:execute", "session:read"]
+    assert created["allowedOrigins"] == [origin]
+    # Without an origin, or with more than the Chat API's scopes: one clear line, no key.
+    code, out, err = await _cli(env, "keys", "create", "--name", "x", "--type", "publishable")
+    assert (code, out) == (1, "") and "origin" in err.lower() and "Traceback" not in err
+    code, out, err = await _cli(
+        env,
+        "keys",
+        "create",
+        "--name",
+        "x",
+        "--type",
+        "publishable",
+        "--allowed-origins",
+        origin,
+        "--scopes",
+        "project:write",
+    )
+    assert (code, out) == (1, "")
+    assert "chatplane: A publishable key may hold only session:read and session:execute" in err
+    code, out, _ = await _cli(env, "keys", "list")
+    assert code == 0 and out.count("\tweb\t") == 1 and "\tx\t" not in out
+
+
 def _redis_up() -> bool:
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
