@@ -1,6 +1,7 @@
 """A/B of the chat completion paths between two source trees, in one run.
 
     python -m bench.ab --baseline /tmp/head   # e.g. `git archive HEAD | tar -x -C /tmp/head`
+    python -m bench.ab --baseline /tmp/head --candidate /tmp/cand   # two trees, neither this one
 
 Starts the fake Anthropic upstream once, then a `chatplane serve` + Envoy pair from the
 baseline tree (A) and from this tree (B), and measures `rest_complete` and
@@ -51,7 +52,7 @@ async def _server(run_dir: Path, name: str, src: Path, fake_port: int) -> tuple[
     return child, int(match.group(1))
 
 
-async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> str:
+async def _measure(baseline: Path, candidate: Path, rounds: int, seconds: float, runs: int) -> str:
     children: list[procs.Child] = []
     envoys: list[EnvoyProcess] = []
     clients: dict[str, Clients] = {}
@@ -60,7 +61,7 @@ async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> st
         try:
             fake, fake_port = await procs.start_fake(run_dir)
             children.append(fake)
-            trees = (("A", baseline), ("B", procs.REPO_ROOT))
+            trees = (("A", baseline), ("B", candidate))
             # Both servers before any gRPC client: forking this process while its grpc
             # threads run can abort the child before exec (grpc's fork handlers are
             # skipped then; seen once as "epoll_wait error: Bad file descriptor").
@@ -75,6 +76,7 @@ async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> st
                     grpc_port=port,
                     descriptor=src / "gen" / "descriptor.binpb",
                     work_dir=run_dir / f"envoy-{name}",
+                    log_path=run_dir / f"envoy-{name}.log",  # its access log too
                 )
                 await envoy.start()
                 envoys.append(envoy)
@@ -91,7 +93,7 @@ async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> st
             calls = {f"{m} {n}": clients[n].calls()[m] for m in MODES for n in ("A", "B")}
             for call in calls.values():
                 await warm_up(call, 30)
-            c1 = await interleaved(calls, rounds=rounds, max_seconds=seconds)
+            c1 = await interleaved(calls, rounds=rounds, max_seconds=seconds, alternate=True)
             cn: dict[str, list[Sample]] = {name: [] for name in calls}
             for _ in range(runs):
                 for name, call in calls.items():
@@ -114,7 +116,7 @@ async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> st
             for child in reversed(children):
                 await child.stop()
     lines = [
-        f"A = {baseline}, B = {procs.REPO_ROOT}",
+        f"A = {baseline}, B = {candidate}",
         "",
         f"| mode | c=1 p50 ms | c=1 p90 ms | c=20 req/s (mean of {runs} runs) | c=20 p50 ms |",
         "|---|---|---|---|---|",
@@ -134,11 +136,18 @@ async def _measure(baseline: Path, rounds: int, seconds: float, runs: int) -> st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("--baseline", type=Path, required=True, help="the A source tree")
+    parser.add_argument(
+        "--candidate",
+        type=Path,
+        default=procs.REPO_ROOT,
+        help="the B source tree (default: this one)",
+    )
     parser.add_argument("--rounds", type=int, default=600)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=3, help="c=20 loops per mode (alternating)")
     args = parser.parse_args(argv)
-    print(asyncio.run(_measure(args.baseline.resolve(), args.rounds, args.seconds, args.runs)))
+    trees = (args.baseline.resolve(), args.candidate.resolve())
+    print(asyncio.run(_measure(*trees, args.rounds, args.seconds, args.runs)))
     return 0
 
 

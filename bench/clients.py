@@ -110,6 +110,13 @@ class Clients:
             model_id=MODEL,
         )
 
+    def openai_body(self) -> bytes:
+        """An OpenAI Chat Completions request with chat_body()'s message and model (the
+        body sent to chatplane's `/v1/chat/completions` and to LiteLLM's alike)."""
+        return json.dumps(
+            {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
+        ).encode()
+
     def upstream_body(self, *, stream: bool) -> bytes:
         """What chatplane sends upstream for chat_body() (the SDK's request, same tokens)."""
         body: dict[str, Any] = {
@@ -220,7 +227,7 @@ class Clients:
             raise BenchFailure(f"Health.Check returned {reply}")
         return latency, None
 
-    async def _post_json(self, url: str, body: bytes, headers: dict[str, str]) -> float:
+    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> float:
         started = time.perf_counter()
         async with self.session.post(url, data=body, headers=headers) as response:
             raw = await response.read()
@@ -264,12 +271,15 @@ class Clients:
         json_body = self.upstream_body(stream=False)
         sse_body = self.upstream_body(stream=True)
         complete_url = f"{self.rest_base}/api/v1/chat/complete"
+        openai_url = f"{self.rest_base}/v1/chat/completions"
+        openai_body = self.openai_body()
+        openai_headers = {**rest_headers, "X-Chatplane-Project": self.project_id}
         stream_url = f"{self.rest_base}/api/v1/chat/stream"
         request = self.chat_request()
         metadata = self.metadata
 
         async def direct_json() -> tuple[float, None]:
-            return await self._post_json(fake_url, json_body, fake_headers), None
+            return await self.post_json(fake_url, json_body, fake_headers), None
 
         async def direct_sse() -> tuple[float, float]:
             return await self._post_sse(
@@ -281,7 +291,10 @@ class Clients:
             )
 
         async def rest_complete() -> tuple[float, None]:
-            return await self._post_json(complete_url, rest_body, rest_headers), None
+            return await self.post_json(complete_url, rest_body, rest_headers), None
+
+        async def openai_complete() -> tuple[float, None]:
+            return await self.post_json(openai_url, openai_body, openai_headers), None
 
         async def rest_stream() -> tuple[float, float]:
             return await self._post_sse(
@@ -313,6 +326,7 @@ class Clients:
             "direct_json": direct_json,
             "direct_sse": direct_sse,
             "rest_complete": rest_complete,
+            "openai_complete": openai_complete,
             "rest_stream": rest_stream,
             "grpc_complete": grpc_complete,
             "grpc_stream": grpc_stream,

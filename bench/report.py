@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from bench import lang_bench
+from bench import lang_bench, litellm_bench
+from bench import profile as server_profile
 from bench.stats import Sample
 
 if TYPE_CHECKING:
     from bench.runner import Results
 
 ADDED_P50_TARGET_MS = 2.0
-LITELLM_RPS = 94.0  # shared/docs/toolchain-facts.md: LiteLLM proxy 1.106, one worker, c=20
 
 LABELS = {
     "direct_json": "fake upstream direct, JSON (baseline)",
@@ -97,6 +97,21 @@ def _floor_row(f: Sample | None, g: Sample) -> list[list[str]]:
             _ratio(f.p(99), g.p(99)),
         ]
     ]
+
+
+def _side_by_side(r: Results) -> list[str]:
+    """Sections E (LiteLLM, same run) and F (the server's profile)."""
+    if r.litellm is None and r.profile is None:
+        return []
+    out = litellm_bench.render(r.litellm, r.plan)
+    litellm_ms = envoy_ms = None
+    if r.litellm is not None and r.litellm.cn.get("litellm"):
+        lite = litellm_bench.merge(r.litellm.cn["litellm"])
+        litellm_ms = litellm_bench.own_cpu_ms("litellm", lite)
+    rest = r.cn.get("rest_complete")
+    if rest is not None and rest.count:
+        envoy_ms = rest.cpu.get("Envoy", float("nan")) * 1000 / rest.count
+    return out + server_profile.render(r.profile, litellm_ms=litellm_ms, envoy_ms=envoy_ms)
 
 
 def render(r: Results) -> str:
@@ -302,22 +317,6 @@ def render(r: Results) -> str:
             rows,
         )
         out += ["", *_saturation(r), ""]
-        rest = r.cn.get("rest_complete")
-        if rest is not None:
-            out += [
-                "### Cross-run comparison (not measured in this run)",
-                "",
-                "LiteLLM proxy, one worker, same kind of machine: about 94 requests/s at "
-                "concurrency 20 (from shared/docs/toolchain-facts.md, not measured in this "
-                "run).",
-                "",
-                f"chatplane REST complete at concurrency {plan.concurrency} in this run: "
-                f"{_f(rest.rps, 0)} requests/s = **{_ratio(rest.rps, LITELLM_RPS)} the LiteLLM "
-                "figure**. This ratio compares two different runs (different days, "
-                "different load) and is only indicative; every other ratio in this report is "
-                "within one run.",
-                "",
-            ]
 
     two = r.workers2
     if two:
@@ -349,6 +348,7 @@ def render(r: Results) -> str:
         )
         out += [""]
 
+    out += _side_by_side(r)
     if r.lang:
         out += lang_bench.render(r.lang)
     if r.agent:

@@ -15,18 +15,24 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from bench import agent_bench, lang_bench, procs
+from bench import agent_bench, lang_bench, litellm_bench, procs, sidevenv
+from bench import profile as server_profile
 from bench.clients import Clients
 from bench.report import render
 from bench.stats import Sample, closed_loop, interleaved, warm_up
 from chatplane.gateway import EnvoyProcess, find_envoy
 
-RUN_TIMEOUT = 280.0  # seconds: the whole run is cancelled past this
+RUN_TIMEOUT = 420.0  # seconds: the whole run is cancelled past this (installs excluded)
+# Knobs: CHATPLANE_BENCH_LITELLM=0 skips section E (the LiteLLM side by side),
+# CHATPLANE_BENCH_PROFILE=0 skips section F (the py-spy profile).
+LITELLM_ON = os.environ.get("CHATPLANE_BENCH_LITELLM", "1") != "0"
+PROFILE_ON = os.environ.get("CHATPLANE_BENCH_PROFILE", "1") != "0"
 CHAT_MODES = [
     "direct_json",
     "rest_complete",
@@ -84,6 +90,9 @@ class Results:
     # C: the agent language (compile, deploy), in-process.
     lang: list[lang_bench.Timing] = field(default_factory=list)
     agent: list[str] = field(default_factory=list)  # section D, rendered by agent_bench
+    tools: dict[str, sidevenv.Tool] = field(default_factory=dict)  # LiteLLM, py-spy
+    litellm: litellm_bench.Side | None = None  # section E
+    profile: server_profile.Profile | None = None  # section F
     duration: float = 0.0
 
 
@@ -221,6 +230,30 @@ async def _measure(results: Results, run_dir: Path) -> None:
         }
         results.usage = await clients.usage_by_model()
 
+        # E. LiteLLM side by side; F. the server's profile.
+        await _side_by_side(
+            results,
+            run_dir,
+            fake_port=fake_port,
+            clients=clients,
+            cpu_probe=cpu_probe,
+        )
+        spy = results.tools.get("py-spy")
+        if PROFILE_ON and spy is not None:
+            if spy.path is None:
+                results.profile = server_profile.Profile(error=spy.error)
+            else:
+                _say(f"F. profile: py-spy on the server, rest_complete, c={plan.concurrency}")
+                results.profile = await server_profile.run(
+                    spy,
+                    server.pid,
+                    calls["rest_complete"],
+                    concurrency=plan.concurrency,
+                    run_dir=run_dir,
+                    cpu_probe=cpu_probe,
+                    seconds=_profile_seconds(plan),
+                )
+
         # B3. The REST modes with a second server process (CHATPLANE_WORKERS=2's layout):
         # a second Envoy round-robins over both servers, which share the database.
         second, second_port = await procs.start_server(run_dir, fake_port, reuse_data=True)
@@ -265,12 +298,58 @@ async def _measure(results: Results, run_dir: Path) -> None:
         await watchdog.close()
 
 
+def _profile_seconds(plan: Plan) -> int:
+    return 3 if plan == QUICK else server_profile.SECONDS
+
+
+async def _side_by_side(
+    results: Results,
+    run_dir: Path,
+    *,
+    fake_port: int,
+    clients: Clients,
+    cpu_probe: Callable[[], dict[str, float]],
+) -> None:
+    """Section E: start LiteLLM, measure, stop it; a failure is reported, not raised."""
+    if not LITELLM_ON:
+        results.litellm = litellm_bench.Side(error="skipped (CHATPLANE_BENCH_LITELLM=0)")
+        return
+    tool = results.tools.get("litellm")
+    if tool is None or tool.path is None:
+        error = tool.error if tool is not None else "not installed"
+        results.litellm = litellm_bench.Side(error=f"LiteLLM is not available: {error}")
+        return
+    _say(f"E. starting LiteLLM proxy {tool.version} (one worker, no database)")
+    try:
+        child, base = await litellm_bench.start(run_dir, fake_port, tool)
+    except (OSError, RuntimeError) as exc:
+        results.litellm = litellm_bench.Side(error=f"LiteLLM did not start: {exc}")
+        return
+    try:
+
+        def probe() -> dict[str, float]:
+            return {**cpu_probe(), "LiteLLM": litellm_bench.tree_cpu_seconds(child.pid)}
+
+        results.litellm = await litellm_bench.measure(clients, base, results.plan, probe, _say)
+        results.litellm.version = tool.version
+    except Exception as exc:
+        print(f"--- litellm output (tail) ---\n{child.tail()}", file=sys.stderr)
+        results.litellm = litellm_bench.Side(error=f"{type(exc).__name__}: {exc}"[:500])
+    finally:
+        await child.stop()
+
+
 async def _run(results: Results) -> None:
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
     started = time.perf_counter()
+    # LiteLLM and py-spy live in a venv of their own, installed on first use (outside the
+    # run's time limit: pip can take minutes).
+    results.tools = await sidevenv.ensure(litellm=LITELLM_ON, py_spy=PROFILE_ON, say=_say)
+    for tool in results.tools.values():
+        _say(f"{tool.name}: {tool.version or tool.error}")
     with tempfile.TemporaryDirectory(prefix="chatplane-bench-") as tmp:
         async with asyncio.timeout(RUN_TIMEOUT):
             await _measure(results, Path(tmp))

@@ -112,6 +112,7 @@ async def _run(settings: Settings) -> int:
         descriptor=descriptor_path(),
         work_dir=settings.data_dir / "envoy",
         host=settings.host,
+        concurrency=settings.envoy_concurrency,
         # What the servers admit in all: Envoy sheds the excess itself (cheaper than a
         # round trip), with the servers' own answer, 503 "Server overloaded".
         max_upstream_requests=len(ports) * (settings.max_inflight or default_max_inflight()),

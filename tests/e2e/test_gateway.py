@@ -20,7 +20,12 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from chatplane.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
-from chatplane.gateway import EnvoyProcess, chatplane_services, render_envoy_config
+from chatplane.gateway import (
+    EnvoyProcess,
+    chatplane_services,
+    default_concurrency,
+    render_envoy_config,
+)
 from chatplane.project.v1 import project_service_pb2 as pb
 from chatplane.project.v1 import project_service_pb2_grpc as pb_grpc
 
@@ -217,7 +222,9 @@ async def backend() -> AsyncIterator[Backend]:
         await started.server.stop(0)
 
 
-def make_envoy(backend: Backend, work_dir: Path, http_port: int = 0) -> EnvoyProcess:
+def make_envoy(
+    backend: Backend, work_dir: Path, http_port: int = 0, concurrency: int | None = None
+) -> EnvoyProcess:
     return EnvoyProcess(
         http_port=http_port,
         grpc_port=backend.port,
@@ -225,6 +232,7 @@ def make_envoy(backend: Backend, work_dir: Path, http_port: int = 0) -> EnvoyPro
         work_dir=work_dir,
         host="127.0.0.1",
         log_path=work_dir / "envoy.log",
+        concurrency=concurrency,
     )
 
 
@@ -597,3 +605,14 @@ async def test_native_grpc_passes_through(envoy: EnvoyProcess) -> None:
 
     # Native calls took the gRPC route (no total timeout; the client's deadline applies).
     assert stat(await admin_get(envoy, "/stats"), grpc_route) == before + 5
+
+
+async def test_envoy_runs_the_worker_threads_it_is_given(backend: Backend, tmp_path: Path) -> None:
+    for wanted, expected in ((None, default_concurrency()), (1, 1), (3, 3)):
+        work_dir = tmp_path / f"envoy-{wanted}"
+        work_dir.mkdir()
+        async with make_envoy(backend, work_dir, concurrency=wanted) as process:
+            status, body = await process.admin_get("/server_info")
+            assert status == 200, body
+            options = json.loads(body)["command_line_options"]
+            assert int(options["concurrency"]) == expected

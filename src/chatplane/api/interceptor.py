@@ -85,11 +85,9 @@ def _check_decoded(request: Any) -> None:
 
 
 def _headers(ctx: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in ctx.invocation_metadata() or ():
-        if isinstance(value, str):
-            out[key.lower()] = value
-    return out
+    # gRPC metadata keys arrive lower-case (HTTP/2 requires it, grpc core enforces it);
+    # binary (`-bin`) values are bytes and are left out.
+    return {key: value for key, value in ctx.invocation_metadata() or () if type(value) is str}
 
 
 class ApiInterceptor(grpc.aio.ServerInterceptor):
@@ -125,6 +123,10 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         self._shutdown_messages = dict(shutdown_messages or {})
         # Calls in flight in this process: beyond the limit, 503 at once (before auth).
         self._inflight = inflight
+        # method -> (the registry's handler, its wrapped handler): see intercept_service.
+        self._wrapped: dict[
+            str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]
+        ] = {}
 
     def _check_size(self, message: Any) -> None:
         if self._max_reply is not None and message.ByteSize() > self._max_reply:
@@ -144,6 +146,18 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(PROTECTED_PREFIX):
             return handler
+        # grpc asks for the handler on every call; the wrapped one is built once per
+        # method (the registry hands back the same handler object each time).
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),

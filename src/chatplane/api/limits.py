@@ -21,7 +21,6 @@ same limits.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -43,7 +42,10 @@ _USER_DATA = frozenset(
 )
 
 ID, NAME, TOKEN, NESTED = "id", "name", "token", "nested"
-_plans: dict[str, list[tuple[FieldDescriptor, str]]] = {}
+_LIMITS = {ID: MAX_ID, NAME: MAX_NAME, TOKEN: MAX_TOKEN}
+# Per message type: (attribute, wire name, kind, repeated, map, singular message).
+_Step = tuple[str, str, str, bool, bool, bool]
+_plans: dict[str, list[_Step]] = {}
 
 
 def _kind(field: FieldDescriptor) -> str | None:
@@ -57,46 +59,58 @@ def _kind(field: FieldDescriptor) -> str | None:
     return NAME if field.name in _NAMES else TOKEN
 
 
-def _plan(descriptor: Descriptor | Any) -> list[tuple[FieldDescriptor, str]]:
+def _plan(descriptor: Descriptor | Any) -> list[_Step]:
     """The fields of a message type that need checking, computed once per type."""
     plan = _plans.get(descriptor.full_name)
     if plan is None:
-        plan = [(f, k) for f in descriptor.fields if (k := _kind(f)) is not None]
+        plan = []
+        for f in descriptor.fields:
+            kind = _kind(f)
+            if kind is None:
+                continue
+            is_map = bool(
+                f.is_repeated
+                and f.message_type is not None
+                and f.message_type.GetOptions().map_entry
+            )
+            singular_message = not f.is_repeated and f.message_type is not None
+            plan.append((f.name, f.json_name, kind, f.is_repeated, is_map, singular_message))
         _plans[descriptor.full_name] = plan
     return plan
 
 
-def _values(message: Message, field: FieldDescriptor, path: str) -> Iterator[tuple[str, Any]]:
-    if field.is_repeated:
-        values = getattr(message, field.name)
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            for key, value in values.items():
-                yield f"{path}.{key}"[:80], value
-            return
-        for i, value in enumerate(values):
-            yield f"{path}[{i}]", value
-    else:
-        yield path, getattr(message, field.name)
-
-
 def check_request(message: Message, prefix: str = "") -> None:
     """Raise InvalidArgument naming the first field over its limit (wire field names)."""
-    for field, kind in _plan(message.DESCRIPTOR):
-        path = prefix + field.json_name
-        for where, value in _values(message, field, path):
-            if kind == NESTED:
-                if isinstance(value, Message):
-                    check_request(value, where + ".")
+    for name, json_name, kind, repeated, is_map, singular_message in _plan(message.DESCRIPTOR):
+        if singular_message:
+            if message.HasField(name):
+                check_request(getattr(message, name), f"{prefix}{json_name}.")
+            continue
+        value = getattr(message, name)
+        if not value:  # unset, empty string or empty list/map: nothing to check
+            continue
+        if not repeated:
+            _check_string(prefix + json_name, value, kind)
+        elif is_map:
+            for key, item in value.items():
+                where = f"{prefix}{json_name}.{key}"[:80]
+                if kind == NESTED and isinstance(item, Message):
+                    check_request(item, where + ".")
                 else:  # a map of strings
-                    _check_string(where, value, TOKEN)
-            else:
-                _check_string(where, value, kind)
+                    _check_string(where, item, TOKEN if kind == NESTED else kind)
+        elif kind == NESTED:
+            for i, item in enumerate(value):
+                check_request(item, f"{prefix}{json_name}[{i}].")
+        else:
+            for i, item in enumerate(value):
+                if item:
+                    _check_string(f"{prefix}{json_name}[{i}]", item, kind)
 
 
 def _check_string(where: str, value: str, kind: str) -> None:
     if not value:
         return
-    limit = {ID: MAX_ID, NAME: MAX_NAME, TOKEN: MAX_TOKEN}[kind]
+    limit = _LIMITS[kind]
     if len(value) > limit:
         raise _bad(f"{where} is too long (max {limit})", where)
     if kind == ID:

@@ -159,6 +159,14 @@ class Settings(BaseSettings):
         "CHATPLANE_WORKERS",
         "`chatplane run`: server processes behind Envoy (one core each; below 1 counts as 1)",
     )
+    envoy_concurrency: int | None = _setting(
+        None,
+        "CHATPLANE_ENVOY_CONCURRENCY",
+        "`chatplane run`: Envoy worker threads (empty: 2, or 1 on a 1-CPU machine; 0: "
+        "Envoy's own default, one per hardware thread)",
+        shown="2",
+        ge=0,
+    )
     anthropic_api_key: str | None = _setting(
         None,
         "ANTHROPIC_API_KEY",

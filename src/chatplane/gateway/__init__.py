@@ -1,7 +1,7 @@
 """The REST gateway: a real Envoy with grpc_json_transcoder in front of the gRPC server.
 
-`render_envoy_config` fills `envoy/envoy.yaml.tmpl` (and inlines `envoy/status.lua`);
-`EnvoyProcess` runs Envoy on that config and finds the port it bound.
+`render_envoy_config` (gateway/render.py) fills `envoy/envoy.yaml.tmpl`; `EnvoyProcess`
+runs Envoy on that config and finds the port it bound.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import ipaddress
 import json
 import os
 import shutil
@@ -21,130 +20,58 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from string import Template
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from google.protobuf import descriptor_pb2
-
-from chatplane.config import gateway_file
-
-TEMPLATE_NAME = "envoy.yaml.tmpl"
-LUA_NAME = "status.lua"
-
-ENVOY_DIR = Path(
-    os.environ.get("CHATPLANE_ENVOY_DIR")
-    or gateway_file(
-        TEMPLATE_NAME, Path(__file__).resolve().parents[2] / "envoy" / TEMPLATE_NAME
-    ).parent
+from chatplane.gateway.render import (
+    ACCESS_LOG_PATH,
+    ADMIN_SOCKET_MODE,
+    DEFAULT_MAX_UPSTREAM_REQUESTS,
+    ENVOY_DIR,
+    LUA_NAME,
+    MAX_BODY_SIZE,
+    MAX_DOWNSTREAM_CONNECTIONS,
+    MAX_REQUEST_HEADERS_KB,
+    STREAM_IDLE_TIMEOUT,
+    TEMPLATE_NAME,
+    UNARY_TIMEOUT,
+    chatplane_services,
+    render_envoy_config,
 )
-"""Where `envoy.yaml.tmpl` and `status.lua` live: the package data of an installed wheel
-(`chatplane/gateway_files/`), else the repository's `envoy/` directory."""
 
-MAX_BODY_SIZE = 8 * 1024 * 1024
-"""Largest REST request or response body the transcoder accepts (bytes)."""
-
-MAX_REQUEST_HEADERS_KB = 32
-"""Largest request header block Envoy accepts (KiB); more answers 431."""
-
-MAX_DOWNSTREAM_CONNECTIONS = 10_000
-"""Client connections Envoy holds open at once; beyond, new ones are refused."""
-
-DEFAULT_MAX_UPSTREAM_REQUESTS = 1024
-"""Envoy's circuit breaker on requests in flight to the servers (see the template)."""
-
-ACCESS_LOG_PATH = "/dev/stdout"
-"""Where Envoy writes its JSON access log (one object per request) by default."""
-
-STREAM_IDLE_TIMEOUT = "300s"
-UNARY_TIMEOUT = "60s"
+MAX_DEFAULT_CONCURRENCY = 2
+"""Envoy worker threads (`--concurrency`) unless told otherwise: 2, or 1 on a 1-CPU machine.
+One Envoy worker carries several thousand transcoded calls a second, far more than a
+chatplane server process answers; Envoy's own default (one per hardware thread of the
+host, container quotas not counted) would start dozens on a big host. 1 and 2 measured
+the same on 2 cores; 2 keeps one preempted thread from stalling every request:
+docs/performance.md."""
 
 
-def chatplane_services(descriptor: Path) -> list[str]:
-    """Full names of the services of every `chatplane.*` package in a descriptor set."""
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
-    names: list[str] = []
-    for file in fds.file:
-        if not file.package.startswith("chatplane."):
-            continue
-        names.extend(f"{file.package}.{service.name}" for service in file.service)
-    return sorted(set(names))
+def default_concurrency() -> int:
+    """MAX_DEFAULT_CONCURRENCY, or fewer when fewer CPUs are available to this process."""
+    return max(1, min(MAX_DEFAULT_CONCURRENCY, len(os.sched_getaffinity(0))))
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def render_envoy_config(
-    *,
-    http_port: int,
-    grpc_port: int | Sequence[int],
-    descriptor: Path,
-    admin_address_path: Path | None,
-    admin_socket: Path | None = None,
-    host: str = "127.0.0.1",
-    grpc_host: str = "127.0.0.1",
-    max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS,
-    access_log_path: str = ACCESS_LOG_PATH,
-) -> str:
-    """The Envoy bootstrap (YAML) for a gateway on host:http_port to grpc_host:grpc_port.
-
-    Several ports (one per server process) become one cluster that Envoy round-robins.
-
-    `http_port` may be 0 (Envoy picks a free port). With `admin_address_path` set, the
-    config has an admin interface on 127.0.0.1, port 0; Envoy is then expected to be run
-    with `--admin-address-path admin_address_path` to report where it bound. Without it,
-    the config has no admin interface. With `admin_socket` set, the admin interface is
-    that Unix socket instead (mode 0600: only the owner can reach it; the admin interface
-    is unauthenticated and can stop Envoy), and no TCP port is opened for it.
-    """
-    descriptor = descriptor.resolve()
-    services = chatplane_services(descriptor)
-    if not services:
-        raise ValueError(f"no chatplane.* services in {descriptor}")
-    admin = ""
-    if admin_socket is not None:
-        admin = "admin: " + json.dumps(
-            {"address": {"pipe": {"path": str(admin_socket), "mode": ADMIN_SOCKET_MODE}}}
-        )
-    elif admin_address_path is not None:
-        admin = "admin: " + json.dumps(
-            {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
-        )
-    values: dict[str, Any] = {
-        "host": host,
-        "http_port": http_port,
-        "lb_endpoints": [
-            {
-                "endpoint": {
-                    "address": {"socket_address": {"address": grpc_host, "port_value": port}}
-                }
-            }
-            for port in ([grpc_port] if isinstance(grpc_port, int) else grpc_port)
-        ],
-        "cluster_type": "STATIC" if _is_ip(grpc_host) else "STRICT_DNS",
-        "descriptor": str(descriptor),
-        "services": services,
-        "lua_code": (ENVOY_DIR / LUA_NAME).read_text(encoding="utf-8"),
-        "max_body_size": MAX_BODY_SIZE,
-        # Room for a maximal body plus framing in Envoy's per-stream buffers.
-        "connection_buffer_limit": MAX_BODY_SIZE + 1024 * 1024,
-        "stream_idle_timeout": STREAM_IDLE_TIMEOUT,
-        "max_request_headers_kb": MAX_REQUEST_HEADERS_KB,
-        "max_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
-        "max_upstream_requests": max_upstream_requests,
-        "unary_timeout": UNARY_TIMEOUT,
-        "access_log_path": access_log_path,
-    }
-    template = Template((ENVOY_DIR / TEMPLATE_NAME).read_text(encoding="utf-8"))
-    # JSON scalars and arrays are valid YAML flow values, quoting included.
-    mapping = {key: json.dumps(value) for key, value in values.items()}
-    mapping["admin"] = admin
-    return template.substitute(mapping)
+__all__ = [
+    "ACCESS_LOG_PATH",
+    "ADMIN_SOCKET_MODE",
+    "DEFAULT_MAX_UPSTREAM_REQUESTS",
+    "ENVOY_DIR",
+    "LUA_NAME",
+    "MAX_BODY_SIZE",
+    "MAX_DEFAULT_CONCURRENCY",
+    "MAX_DOWNSTREAM_CONNECTIONS",
+    "MAX_REQUEST_HEADERS_KB",
+    "STREAM_IDLE_TIMEOUT",
+    "TEMPLATE_NAME",
+    "UNARY_TIMEOUT",
+    "EnvoyProcess",
+    "chatplane_services",
+    "default_concurrency",
+    "find_envoy",
+    "render_envoy_config",
+]
 
 
 def find_envoy() -> str:
@@ -158,7 +85,6 @@ def find_envoy() -> str:
     return found
 
 
-ADMIN_SOCKET_MODE = 0o600
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
 
 
@@ -236,6 +162,7 @@ class EnvoyProcess:
         stop_timeout: float = 5.0,
         max_upstream_requests: int = DEFAULT_MAX_UPSTREAM_REQUESTS,
         access_log_path: str | Path = ACCESS_LOG_PATH,
+        concurrency: int | None = None,
     ) -> None:
         self._requested_port = http_port
         self._grpc_port = grpc_port
@@ -249,6 +176,8 @@ class EnvoyProcess:
         self._stop_timeout = stop_timeout
         self._max_upstream_requests = max_upstream_requests
         self._access_log_path = str(access_log_path)
+        # Envoy worker threads: None is default_concurrency(), 0 Envoy's own default.
+        self._concurrency = default_concurrency() if concurrency is None else concurrency
         self._process: asyncio.subprocess.Process | None = None
         self._http_port: int | None = None
         self._admin_address: str | None = None
@@ -333,6 +262,8 @@ class EnvoyProcess:
             "-l",
             self._log_level,
         ]
+        if self._concurrency > 0:
+            args += ["--concurrency", str(self._concurrency)]
         with contextlib.ExitStack() as stack:
             log = None
             if self._log_path is not None:
