@@ -353,6 +353,8 @@ def render(r: Results) -> str:
         out += lang_bench.render(r.lang)
     if r.agent:
         out += r.agent
+    if r.tracing:
+        out += r.tracing
 
     # --- memory and checks ------------------------------------------------------------------
     if r.rss_peak:

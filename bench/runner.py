@@ -21,14 +21,14 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from bench import agent_bench, lang_bench, litellm_bench, procs, sidevenv
+from bench import agent_bench, lang_bench, litellm_bench, procs, sidevenv, tracing_cost
 from bench import profile as server_profile
 from bench.clients import Clients
 from bench.report import render
 from bench.stats import Sample, closed_loop, interleaved, warm_up
 from chatplane.gateway import EnvoyProcess, find_envoy
 
-RUN_TIMEOUT = 420.0  # seconds: the whole run is cancelled past this (installs excluded)
+RUN_TIMEOUT = 540.0  # seconds: the whole run is cancelled past this (installs excluded)
 # Knobs: CHATPLANE_BENCH_LITELLM=0 skips section E (the LiteLLM side by side),
 # CHATPLANE_BENCH_PROFILE=0 skips section F (the py-spy profile).
 LITELLM_ON = os.environ.get("CHATPLANE_BENCH_LITELLM", "1") != "0"
@@ -90,6 +90,7 @@ class Results:
     # C: the agent language (compile, deploy), in-process.
     lang: list[lang_bench.Timing] = field(default_factory=list)
     agent: list[str] = field(default_factory=list)  # section D, rendered by agent_bench
+    tracing: list[str] = field(default_factory=list)  # section G, rendered by tracing_cost
     tools: dict[str, sidevenv.Tool] = field(default_factory=dict)  # LiteLLM, py-spy
     litellm: litellm_bench.Side | None = None  # section E
     profile: server_profile.Profile | None = None  # section F
@@ -357,6 +358,8 @@ async def _run(results: Results) -> None:
         results.lang = await lang_bench.run(quick=results.plan == QUICK)
         _say("D. agent turns: deterministic and reasoning turns through Envoy, history")
         results.agent = await agent_bench.run(quick=results.plan == QUICK)
+        _say("G. tracing cost: off vs on")
+        results.tracing = await tracing_cost.run(quick=results.plan == QUICK)
     results.duration = time.perf_counter() - started
 
 
