@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -112,6 +113,18 @@ TOOL_DURATION = Histogram(
 
 # --- call sites ----------------------------------------------------------------------
 
+# Labelled children by (metric, label values): `labels()` takes a lock and checks its
+# arguments on every call; the label values are bounded (above), so the memo is too.
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *values: str) -> Any:
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
 
 def rpc_started() -> None:
     RPC_IN_FLIGHT.inc()
@@ -119,8 +132,8 @@ def rpc_started() -> None:
 
 def rpc_finished(method: str, code: str, seconds: float) -> None:
     RPC_IN_FLIGHT.dec()
-    RPC_REQUESTS.labels(method, code).inc()
-    RPC_DURATION.labels(method).observe(seconds)
+    _child(RPC_REQUESTS, method, code).inc()
+    _child(RPC_DURATION, method).observe(seconds)
 
 
 def rpc_shed() -> None:
@@ -128,7 +141,7 @@ def rpc_shed() -> None:
 
 
 def rate_limited(reason: str) -> None:
-    RATE_LIMITED.labels(reason or "RATE_LIMIT_EXCEEDED").inc()
+    _child(RATE_LIMITED, reason or "RATE_LIMIT_EXCEEDED").inc()
 
 
 def observe_llm_call(
@@ -145,7 +158,7 @@ def observe_llm_call(
     ttft_seconds: float | None = None,
 ) -> None:
     """One finished model call (ok, error or cancelled)."""
-    LLM_REQUESTS.labels(model, provider, outcome).inc()
+    _child(LLM_REQUESTS, model, provider, outcome).inc()
     for direction, count in (
         ("input", input_tokens),
         ("output", output_tokens),
@@ -153,13 +166,13 @@ def observe_llm_call(
         ("cache_write", cache_write_tokens),
     ):
         if count:
-            LLM_TOKENS.labels(model, provider, direction).inc(count)
+            _child(LLM_TOKENS, model, provider, direction).inc(count)
     if cost:
-        LLM_COST.labels(model, provider).inc(cost)
+        _child(LLM_COST, model, provider).inc(cost)
     if latency_seconds is not None:
-        LLM_DURATION.labels(model, provider).observe(latency_seconds)
+        _child(LLM_DURATION, model, provider).observe(latency_seconds)
     if ttft_seconds is not None:
-        LLM_TTFT.labels(model, provider).observe(ttft_seconds)
+        _child(LLM_TTFT, model, provider).observe(ttft_seconds)
 
 
 def observe_usage_row(row: dict[str, object], *, known_model: bool = True) -> None:
@@ -195,14 +208,14 @@ def usage_flushed(seconds: float) -> None:
 def observe_turn(action: str, seconds: float, *, outcome: str = "ok") -> None:
     """One agent turn: its action (`continue`, `complete`, `escalate`, `handoff`; use
     `none` for a failed turn) and outcome (`ok`, `error`, `rejected`, ...)."""
-    AGENT_TURNS.labels(action or "none", outcome).inc()
-    AGENT_TURN_DURATION.labels(action or "none").observe(seconds)
+    _child(AGENT_TURNS, action or "none", outcome).inc()
+    _child(AGENT_TURN_DURATION, action or "none").observe(seconds)
 
 
 def observe_tool(name: str, ok: bool, seconds: float) -> None:
     """One agent tool call: the tool's name, whether it succeeded, how long it took."""
-    TOOL_CALLS.labels(name, "ok" if ok else "error").inc()
-    TOOL_DURATION.labels(name).observe(seconds)
+    _child(TOOL_CALLS, name, "ok" if ok else "error").inc()
+    _child(TOOL_DURATION, name).observe(seconds)
 
 
 # --- exposition ----------------------------------------------------------------------
