@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from sqlmodel import col, select
 
 from chatplane.app import App
+from chatplane.storage.models import TaskExecution
 from tests.conftest import TenantKeys
 from tests.e2e.test_agent_turns import mocks, session_row, turn
 from tests.e2e.test_rest import create_project
@@ -73,6 +75,11 @@ async def test_a_refund_is_handed_off_to_billing_and_filed_there(
     row = await session_row(app, session)
     assert (row.agent_name, row.status, row.turn_count) == ("Billing_Agent", "ended", 4)
     assert row.outcome == "selfService"
+    # One task per flow run that ended: Order_Support's by the handoff, Billing's complete.
+    assert await tasks_of(app, session) == [
+        ("Order_Support", "success"),
+        ("Billing_Agent", "success"),
+    ]
     base = f"/api/projects/{pid}/sessions/{session}"
     got = await http.get(base, headers=tenant.headers)
     assert got.status_code == 200, got.text
@@ -81,3 +88,64 @@ async def test_a_refund_is_handed_off_to_billing_and_filed_there(
     assert traced.status_code == 200, traced.text
     (stored,) = traced.json()["traces"]
     assert stored["data"]["toAgent"] == "Billing_Agent"
+
+
+FRONT = """AGENT: Front
+GOAL: "Route the customer"
+FLOW:
+  entry_point: route
+  steps:
+    - route
+  route:
+    REASONING: false
+    SET:
+      go = true
+    RESPOND: "Passing you on."
+HANDOFF:
+  - TO: Back
+    WHEN: go == true
+"""
+BACK = """AGENT: Back
+GOAL: "Answer"
+FLOW:
+  entry_point: hello
+  steps:
+    - hello
+  hello:
+    REASONING: false
+    RESPOND: "Back here."
+"""
+
+
+async def tasks_of(app: App, session_id: str) -> list[tuple[str, str]]:
+    async with app.db.read() as uow:
+        rows = await uow.exec(
+            select(TaskExecution)
+            .where(TaskExecution.session_id == session_id)
+            .order_by(col(TaskExecution.created_at))
+        )
+        return [(r.task_name, r.status) for r in rows.all()]
+
+
+async def test_a_handoff_in_the_first_turn_records_the_agent_that_handed_off(
+    app: App, http: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    pid = await create_project(http, tenant)
+    for name, source in (("Back", BACK), ("Front", FRONT)):
+        saved = await http.put(
+            f"/api/projects/{pid}/agents/{name}", json={"source": source}, headers=tenant.headers
+        )
+        assert saved.status_code == 200, saved.text
+    deployed = await http.post(
+        f"/api/projects/{pid}/deployments",
+        json={"environment": "dev", "entryAgentName": "Front"},
+        headers=tenant.headers,
+    )
+    assert deployed.status_code == 200, deployed.text
+    r = await turn(http, tenant, pid, "hello", environment="dev")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["action"] == {"type": "handoff", "fromAgent": "Front", "toAgent": "Back"}
+    # The task that ended with the handoff is Front's, though the session is Back's now.
+    assert await tasks_of(app, body["sessionId"]) == [("Front", "success")]
+    assert (await session_row(app, body["sessionId"])).agent_name == "Back"

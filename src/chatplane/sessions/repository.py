@@ -46,7 +46,11 @@ class SessionRepository(TenantScopedRepository[AgentSession]):
     async def update_if_version(
         self, session_id: str, version: int, values: Mapping[str, Any]
     ) -> bool:
-        """Apply `values` only if nobody else changed the session since `version`."""
+        """Apply `values` only if nobody else changed the session since `version`.
+
+        Objects already loaded are not updated (no `synchronize_session`: evaluating the
+        statement against the identity map cost more than the UPDATE itself); callers
+        read what they need before."""
         result = await self.uow.execute(
             sa.update(AgentSession)
             .where(
@@ -55,6 +59,7 @@ class SessionRepository(TenantScopedRepository[AgentSession]):
                 col(AgentSession.version) == version,
             )
             .values(**values, version=version + 1)
+            .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 

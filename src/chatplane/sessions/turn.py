@@ -362,6 +362,8 @@ class TurnService:
             tags=record.merged_tags(row.tags, request.metadata),
             now=now,
         )
+        # The agent that ran this turn's task (a handoff changes the session's agent).
+        agent = row.agent_name
         if not await SessionRepository(uow, tenant_id).update_if_version(
             row.id, row.version if version is None else version, values
         ):
@@ -371,9 +373,7 @@ class TurnService:
         inserts = BulkInserts(uow)
         await inserts.add(SessionMessage, messages)
         await inserts.add(TraceEventRecord, traces)
-        await inserts.add(
-            TaskExecution, record.task_rows(tenant_id, row, outcome, row.agent_name, now)
-        )
+        await inserts.add(TaskExecution, record.task_rows(tenant_id, row, outcome, agent, now))
         await inserts.add(UsageRecord, host.usage_rows)
         await inserts.add(LlmCallPayload, host.payload_rows)
         return TurnResult(
