@@ -41,6 +41,7 @@ FLOW:
     GATHER:
       - said: required
         type: string
+        validate: pattern(^\\w+$)
         prompt: "Say something"
     SET:
       count = ADD(COALESCE(count, 0), 1)

@@ -45,7 +45,9 @@ async def run_turn(
     def now_ms() -> int:
         return max(0, int((clock() - t0) * 1000))
 
-    before = state.copy() if state is not None else SessionState.new(entry)
+    # `before` is never changed: the caller's state stays as it was, and a failed turn
+    # starts again from a copy of it.
+    before = state if state is not None else SessionState.new(entry)
     st = before.copy()
     t = Turn(agents, st, turn, limits, now_ms, ids, env or Env())
     if st.agent not in agents:

@@ -53,7 +53,11 @@ class SessionState:
         return cls(agent=agent)
 
     def to_json(self) -> dict[str, Json]:
-        out = {
+        return _clone(self._fields())
+
+    def _fields(self) -> dict[str, Json]:
+        """The JSON form, sharing this state's containers (callers copy it)."""
+        return {
             "version": self.version,
             "agent": self.agent,
             "status": self.status,
@@ -71,15 +75,20 @@ class SessionState:
             "history": self.history,
             "turns": self.turns,
         }
-        return _clone(out)
 
     @classmethod
-    def from_json(cls, data: dict[str, Json]) -> SessionState:
+    def loads(cls, text: str) -> SessionState:
+        """From its stored JSON text (parsed here, so nothing else shares it)."""
+        return cls.from_json(json.loads(text), owned=True)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Json], *, owned: bool = False) -> SessionState:
+        """From JSON data, copied unless `owned` (nothing else holds it)."""
         if not isinstance(data, dict):
             raise StateError("session state must be an object")
         if data.get("version") != STATE_VERSION:
             raise StateError(f"unsupported session state version {data.get('version')!r}")
-        d = _clone(data)
+        d = data if owned else _clone(data)
         try:
             st = cls(
                 agent=str(d["agent"]),
@@ -107,7 +116,7 @@ class SessionState:
         return st
 
     def copy(self) -> SessionState:
-        return SessionState.from_json(self.to_json())
+        return SessionState.from_json(_clone(self._fields()), owned=True)
 
     def public(self) -> dict[str, Json]:
         """What the API returns as `state`: the session variables and where the session is."""

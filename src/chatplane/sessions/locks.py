@@ -26,15 +26,29 @@ class TurnLocks:
         self._db = db
         self._postgres = db.engine.dialect.name == "postgresql"
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Turns that ended in this process (any session): `mark()` before a read, `hold(...,
+        # since=mark)` tells whether one ended in between.
+        self._ended = 0
+
+    def mark(self) -> int:
+        return self._ended
 
     @asynccontextmanager
-    async def hold(self, session_id: str) -> AsyncIterator[None]:
+    async def hold(self, session_id: str, since: int | None = None) -> AsyncIterator[bool]:
+        """The session's turn lock; yields whether the session may have changed since the
+        caller's read at `mark()` == `since`: a turn of this process held or awaited the
+        lock then, or ended since, or another process may have (PostgreSQL's lock orders
+        replicas: a read made before it is old). Otherwise that read is as fresh as one
+        made now (with SQLite, another process's turn is caught by the version check)."""
         lock, users = self._local.get(session_id) or (asyncio.Lock(), 0)
         self._local[session_id] = (lock, users + 1)
         try:
             async with lock:
                 if not self._postgres:
-                    yield
+                    try:
+                        yield users > 0 or since != self._ended
+                    finally:
+                        self._ended += 1
                     return
                 async with self._db.engine.connect() as conn:
                     key = {"k": session_id}
@@ -42,8 +56,9 @@ class TurnLocks:
                         sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), key
                     )
                     try:
-                        yield
+                        yield True
                     finally:
+                        self._ended += 1
                         await conn.execute(
                             sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key
                         )

@@ -280,6 +280,7 @@ class TurnService:
     async def _resume(
         self, tenant_id: str, request: TurnRequest, listener: Listener | None
     ) -> TurnResult:
+        mark = self._locks.mark()
         async with self._db.read() as uow:
             found = await SessionRepository(uow, tenant_id).find(request.session_id)
         if found is None or found.project_id != request.project_id:
@@ -291,9 +292,11 @@ class TurnService:
                 message="Session message rate limit exceeded",
                 reason="SESSION_RATE_LIMIT_EXCEEDED",
             )
-        async with self._locks.hold(found.id):
-            async with self._db.read() as uow:  # fresh, now that the turn is ours
-                row = await SessionRepository(uow, tenant_id).get(found.id)
+        async with self._locks.hold(found.id, since=mark) as changed:
+            row: AgentSession | None = found
+            if changed:  # read it again, now that the turn is ours
+                async with self._db.read() as uow:
+                    row = await SessionRepository(uow, tenant_id).get(found.id)
             if row is None:
                 raise _session_not_found()
             if row.status != SessionStatus.ACTIVE:
@@ -301,7 +304,7 @@ class TurnService:
             programs = await self._programs(tenant_id, row)
             host = self._host(tenant_id, row.project_id, row.id, listener, request)
             started = time.time()
-            state = SessionState.from_json(json.loads(row.state))
+            state = SessionState.loads(row.state)
             tracing.annotate(session_id=row.id, agent=state.agent)
             outcome = await run_turn(
                 programs, state, self._input(request), host, entry=state.agent, limits=self._limits
