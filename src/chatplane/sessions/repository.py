@@ -48,18 +48,19 @@ class SessionRepository(TenantScopedRepository[AgentSession]):
     ) -> bool:
         """Apply `values` only if nobody else changed the session since `version`.
 
-        Objects already loaded are not updated (no `synchronize_session`: evaluating the
-        statement against the identity map cost more than the UPDATE itself); callers
+        Objects already loaded are not updated (a Core statement: the ORM's bulk update,
+        evaluating itself against the identity map, cost more than the UPDATE); callers
         read what they need before."""
-        result = await self.uow.execute(
-            sa.update(AgentSession)
+        table = AgentSession.__table__  # type: ignore[attr-defined]
+        conn = await self.uow.connection()  # Core: the ORM's bulk-update path costs more
+        result = await conn.execute(
+            sa.update(table)
             .where(
-                self._owned(),
-                col(AgentSession.id) == session_id,
-                col(AgentSession.version) == version,
+                table.c.tenant_id == self.tenant_id,
+                table.c.id == session_id,
+                table.c.version == version,
             )
             .values(**values, version=version + 1)
-            .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
