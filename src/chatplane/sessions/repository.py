@@ -19,20 +19,39 @@ from chatplane.storage.models import (
 )
 from chatplane.storage.repository import Repository, TenantScopedRepository
 
+# The statements every turn runs, built once with bound parameters: building them per
+# call (and computing their cache keys) cost more than executing them.
+_FIND = select(AgentSession).where(
+    col(AgentSession.tenant_id) == sa.bindparam("tenant"),
+    or_(
+        col(AgentSession.id) == sa.bindparam("sid"),
+        col(AgentSession.runtime_session_id) == sa.bindparam("sid"),
+    ),
+)
+_updates: dict[frozenset[str], sa.Update] = {}
+
+
+def _update_of(values: Mapping[str, Any]) -> sa.Update:
+    """`UPDATE agent_sessions SET <values>, version = :_next` where tenant, id and version
+    match; Core (the ORM's bulk update, evaluated against the identity map, cost more)."""
+    table = AgentSession.__table__  # type: ignore[attr-defined]
+    return (
+        sa.update(table)
+        .where(
+            table.c.tenant_id == sa.bindparam("_tenant"),
+            table.c.id == sa.bindparam("_id"),
+            table.c.version == sa.bindparam("_version"),
+        )
+        .values({**{name: sa.bindparam(name) for name in values}, "version": sa.bindparam("_next")})
+    )
+
 
 class SessionRepository(TenantScopedRepository[AgentSession]):
     model = AgentSession
 
     async def find(self, session_id: str) -> AgentSession | None:
-        """By id or by runtime session id."""
-        result = await self.uow.exec(
-            self.select().where(
-                or_(
-                    col(AgentSession.id) == session_id,
-                    col(AgentSession.runtime_session_id) == session_id,
-                )
-            )
-        )
+        """By id or by runtime session id (one statement, built once: every turn asks)."""
+        result = await self.uow.exec(_FIND, params={"tenant": self.tenant_id, "sid": session_id})
         return result.first()
 
     async def count_active(self) -> int:
@@ -48,19 +67,21 @@ class SessionRepository(TenantScopedRepository[AgentSession]):
     ) -> bool:
         """Apply `values` only if nobody else changed the session since `version`.
 
-        Objects already loaded are not updated (a Core statement: the ORM's bulk update,
-        evaluating itself against the identity map, cost more than the UPDATE); callers
-        read what they need before."""
-        table = AgentSession.__table__  # type: ignore[attr-defined]
-        conn = await self.uow.connection()  # Core: the ORM's bulk-update path costs more
+        Objects already loaded are not updated (a Core statement); callers read what they
+        need before."""
+        statement = _updates.get(frozenset(values))
+        if statement is None:  # one per set of columns (a turn always sets the same ones)
+            statement = _updates[frozenset(values)] = _update_of(values)
+        conn = await self.uow.connection()
         result = await conn.execute(
-            sa.update(table)
-            .where(
-                table.c.tenant_id == self.tenant_id,
-                table.c.id == session_id,
-                table.c.version == version,
-            )
-            .values(**values, version=version + 1)
+            statement,
+            {
+                **values,
+                "_tenant": self.tenant_id,
+                "_id": session_id,
+                "_version": version,
+                "_next": version + 1,
+            },
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
