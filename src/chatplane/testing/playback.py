@@ -16,7 +16,7 @@ from chatplane.iam import scopes as scope_names
 from chatplane.kit.clock import iso, utcnow
 from chatplane.runtime import TestContext, ToolMock
 from chatplane.sessions.turn import TurnService
-from chatplane.sessions.types import TurnRequest
+from chatplane.sessions.types import TurnRequest, TurnResult
 from chatplane.storage.db import Database
 from chatplane.storage.models import ConversationTestSuite
 from chatplane.testing import suites
@@ -31,6 +31,31 @@ class SuitePlayer:
         self._db = db
         self._turns = turns
 
+    async def _step(
+        self,
+        job: jobs.Job,
+        step: dict[str, Any],
+        case: list[tuple[int, dict[str, Any]]],
+        session_id: str,
+    ) -> TurnResult:
+        """One step of a test case as a turn of the case's test session (a suite run names
+        its environment or deployment; an import replays the draft)."""
+        p = job.params
+        return await self._turns.run(
+            job.tenant_id,
+            RUN_SCOPES,
+            _turn(
+                job.project_id,
+                step,
+                session_id=session_id,
+                first=case[0][1],
+                email=p["userEmailId"],
+                job_id=job.id,
+                environment=p.get("environment", "dev"),
+                deployment_id=p.get("deploymentId", ""),
+            ),
+        )
+
     async def run_import(self, job: jobs.Job, progress: jobs.Progress) -> dict[str, Any]:
         p = job.params
         if p["problems"]:
@@ -42,18 +67,7 @@ class SuitePlayer:
             session_id = ""
             for n, step in case:
                 try:
-                    result = await self._turns.run(
-                        job.tenant_id,
-                        RUN_SCOPES,
-                        _turn(
-                            job.project_id,
-                            step,
-                            session_id=session_id,
-                            first=case[0][1],
-                            email=p["userEmailId"],
-                            job_id=job.id,
-                        ),
-                    )
+                    result = await self._step(job, step, case, session_id)
                 except ChatplaneError as exc:
                     errors.append({"step": n + 1, "msg": f"replay failed: {exc.message}"})
                     break
@@ -185,20 +199,7 @@ class SuitePlayer:
                 "failureReasons": [f"not executed: {broken}"],
             }
         try:
-            result = await self._turns.run(
-                job.tenant_id,
-                RUN_SCOPES,
-                _turn(
-                    job.project_id,
-                    step,
-                    session_id=session_id,
-                    first=case[0][1],
-                    email=p["userEmailId"],
-                    job_id=job.id,
-                    environment=p["environment"],
-                    deployment_id=p.get("deploymentId", ""),
-                ),
-            )
+            result = await self._step(job, step, case, session_id)
         except ChatplaneError as exc:
             reason = f"the turn failed: {exc.message}"
             return head | {
