@@ -16,6 +16,7 @@ import yaml
 
 from chatplane import cli, config
 from chatplane.config import Settings
+from chatplane.observability import tracing
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIXES = ("CHATPLANE_", "ANTHROPIC_", "OTEL_", "PROMETHEUS_")
@@ -154,8 +155,9 @@ def test_the_build_context_holds_what_the_wheel_is_built_from() -> None:
 
 def test_compose_has_chatplane_postgres_redis_and_an_observability_profile() -> None:
     services = _compose()["services"]
-    assert set(services) == {"chatplane", "postgres", "redis", "prometheus"}
+    assert set(services) == {"chatplane", "postgres", "redis", "prometheus", "otel-collector"}
     assert services["prometheus"]["profiles"] == ["observability"]
+    assert services["otel-collector"]["profiles"] == ["observability"]
     for name in ("chatplane", "postgres", "redis"):
         assert "profiles" not in services[name], name
     assert set(services["chatplane"]["depends_on"]) == {"postgres", "redis"}
@@ -198,3 +200,19 @@ def test_prometheus_scrapes_the_metrics_route_with_the_token() -> None:
     # not on loopback, so it must send the token chatplane is given
     token = compose["services"]["chatplane"]["environment"]["CHATPLANE_METRICS_TOKEN"]
     assert job["authorization"]["credentials"] == token
+
+
+def test_the_collector_receives_what_chatplane_is_told_to_export() -> None:
+    compose = _compose()
+    text = (ROOT / "compose.yaml").read_text(encoding="utf-8")
+    (endpoint,) = re.findall(r"OTEL_EXPORTER_OTLP_ENDPOINT=(\S+)", text)
+    host, port = urlsplit(endpoint).hostname, urlsplit(endpoint).port
+    assert host in compose["services"]
+    collector = yaml.safe_load(compose["configs"]["otel-collector"]["content"])
+    http = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert int(http.rsplit(":", 1)[1]) == port
+    assert collector["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]
+    # off unless the variable is given: an empty endpoint configures no tracing
+    env = compose["services"]["chatplane"]["environment"]
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+    assert not tracing.configured({"OTEL_EXPORTER_OTLP_ENDPOINT": ""})
