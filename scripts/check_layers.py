@@ -38,7 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "config": set(),
     "kit": set(),
-    "observability": set(),
+    # kit only: the shared rule of which OTEL_* variables turn tracing on (kit/otel_env.py).
+    "observability": {"kit"},
     "storage": BASE,
     "lang": {"errors", "kit"},
     "runtime": {"errors", "kit", "lang"},

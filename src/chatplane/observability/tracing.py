@@ -35,14 +35,11 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
+from chatplane.kit import otel_env
+
 log = logging.getLogger("chatplane.tracing")
 
 SERVICE_NAME = "chatplane"
-_TRACING_VARIABLES = (
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-)
 _SCOPE = "chatplane"
 
 
@@ -61,13 +58,7 @@ _OFF: AbstractContextManager[Span] = contextlib.nullcontext(INVALID_SPAN)
 def configured(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the OTEL_* variables ask for tracing."""
     env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    for name in _TRACING_VARIABLES:
-        value = env.get(name, "").strip().lower()
-        if value and not (name == "OTEL_TRACES_EXPORTER" and value == "none"):
-            return True
-    return False
+    return not otel_env.disabled(env) and otel_env.requested(env)
 
 
 def enabled() -> bool:

@@ -33,6 +33,7 @@ import anthropic
 from anthropic import types as at
 from opentelemetry import trace
 
+from chatplane.kit import otel_env
 from chatplane.kit.retry import Backoff
 from chatplane.kit.sse import SSEParser
 from chatplane.llm.anthropic.errors import (
@@ -63,15 +64,9 @@ class CreateArguments(TypedDict):
     timeout: anthropic.Timeout
 
 
-# The standard variables that set up OpenTelemetry tracing (issue 14: configured by these
-# alone), and the SDK's own switch.
-_TRACING_VARIABLES = (
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_PYTHON_TRACER_PROVIDER",
-    "ANTHROPIC_OPEN_TELEMETRY",
-)
+# Beyond the standard tracing variables (kit/otel_env.py): a tracer provider named by
+# the environment, and the SDK's own switch.
+_SDK_VARIABLES = ("OTEL_PYTHON_TRACER_PROVIDER", "ANTHROPIC_OPEN_TELEMETRY")
 
 
 def sdk_tracing(environ: Mapping[str, str] | None = None) -> Literal[False] | None:
@@ -87,12 +82,10 @@ def sdk_tracing(environ: Mapping[str, str] | None = None) -> Literal[False] | No
     the provider is built at a credential's first call, after start-up has set tracing up.
     """
     env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if otel_env.disabled(env):
         return False
-    for name in _TRACING_VARIABLES:
-        value = env.get(name, "").strip().lower()
-        if value and not (name == "OTEL_TRACES_EXPORTER" and value == "none"):
-            return None
+    if otel_env.requested(env, _SDK_VARIABLES):
+        return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return False
