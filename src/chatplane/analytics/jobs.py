@@ -138,29 +138,32 @@ class JobRunner:
                 await task
 
     async def _loop(self) -> None:
-        await self.recover()
-        last_recover = asyncio.get_running_loop().time()
+        clock = asyncio.get_running_loop().time
+        last_recover: float | None = None  # recovery runs at start and once a lease
         while True:
             try:
+                if last_recover is None or clock() - last_recover > self._lease:
+                    await self.recover()
+                    last_recover = clock()
                 await self._slots.acquire()
-                claimed = await self.claim()
+                try:
+                    claimed = await self.claim()
+                except BaseException:
+                    self._slots.release()
+                    raise
                 if claimed is None:
                     self._slots.release()
-                    if asyncio.get_running_loop().time() - last_recover > self._lease:
-                        await self.recover()
-                        last_recover = asyncio.get_running_loop().time()
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll)
                     continue
-                task = asyncio.create_task(self._run(claimed))
+                task = asyncio.create_task(self._run(claimed))  # its end frees the slot
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database hiccuped: try again later
+            except Exception:  # the database hiccuped (at start too): try again later
                 log.exception("job runner")
-                self._slots.release()
                 await asyncio.sleep(self._poll)
 
     async def recover(self, *, now: datetime | None = None) -> int:

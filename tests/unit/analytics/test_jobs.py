@@ -3,6 +3,7 @@ with a reason; the vendor's date conventions."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,3 +78,38 @@ def test_date_window_defaults_and_limits() -> None:
     with pytest.raises(InvalidArgument, match="may not exceed 7 days"):
         date_window("2024-05-01", "2024-05-09", now=now, max_days=7)
     assert percentage(1, 3) == "33.33" and percentage(1, 1) == 100 and percentage(0, 0) == 0
+
+
+async def test_the_runner_survives_database_failures_without_gaining_slots(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = jobs.JobRunner(db, concurrency=1, poll_seconds=0.01, lease_seconds=0.05)
+    runner.register("t", _ok)
+    real_recover = runner.recover
+    failures = 3
+
+    async def flaky_recover(**kwargs: Any) -> int:  # the database is down at first
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError("database unreachable")
+        return await real_recover(**kwargs)
+
+    monkeypatch.setattr(runner, "recover", flaky_recover)
+    runner.start()
+    try:
+        row = await jobs.enqueue(
+            db, tenant_id="ten", project_id="p", kind="t", params={"n": 2}, created_by="k"
+        )
+        runner.wake()
+        for _ in range(500):  # the loop outlived the failures and ran the job
+            done = await jobs.load(db, "ten", row.id)
+            if done is not None and done.status == jobs.SUCCEEDED:
+                break
+            await asyncio.sleep(0.01)
+        assert done is not None and done.status == jobs.SUCCEEDED
+        assert failures == 0
+        # One slot, as configured: a failed recovery never released an extra one.
+        assert runner._slots._value <= 1
+    finally:
+        await runner.aclose()
