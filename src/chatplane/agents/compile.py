@@ -18,12 +18,6 @@ from chatplane.lang import (
     ir,
     to_json,
 )
-from chatplane.lang.check import check_program
-from chatplane.lang.compiler import MAX_SOURCE_CHARS
-from chatplane.lang.lower import lower
-from chatplane.lang.lower_common import Ctx
-from chatplane.lang.parser import check_top_level, detect_format, parse_abl, parse_yaml
-from chatplane.lang.source import Sink
 from chatplane.storage.models import Agent as AgentRow
 
 COMPILE_ERROR = "COMPILE_ERROR"
@@ -93,37 +87,6 @@ def compile_tools(declarations: str) -> tuple[tuple[ir.Tool, ...], tuple[Diagnos
     return tools, errors
 
 
-def compile_with_tools(
-    text: str,
-    imported: Sequence[ir.Tool] = (),
-    *,
-    known_agents: frozenset[str] | None = None,
-) -> CompileResult:
-    """`compile_source`, with the project's imported tools added to the agent's TOOLS
-    (those it does not declare itself) before the checks run."""
-    if not imported:
-        return compile_source(text, known_agents=known_agents)
-    sink = Sink()
-    fmt = detect_format(text)
-    if not text.strip() or len(text) > MAX_SOURCE_CHARS:
-        return compile_source(text, known_agents=known_agents)
-    root = parse_abl(text, sink) if fmt == "abl" else parse_yaml(text, sink)
-    if not root.children and sink.has_errors:
-        return CompileResult(None, sink.sorted(), fmt)
-    check_top_level(root, fmt, sink)
-    try:
-        program = lower(Ctx(sink), root, fmt)
-        if program is not None:
-            own = {t.name for t in program.tools}
-            extra = tuple(t for t in imported if t.name not in own)
-            program = replace(program, tools=program.tools + extra)
-            check_program(program, sink, known_agents)
-    except RecursionError:
-        sink.error("ABL0101", "the source is nested too deeply", 1)
-        program = None
-    return CompileResult(None if sink.has_errors else program, sink.sorted(), fmt)
-
-
 def tools_of(declarations: Iterable[str]) -> tuple[ir.Tool, ...]:
     """The IR tools of stored declarations (each compiled when it was imported)."""
     out: list[ir.Tool] = []
@@ -140,7 +103,7 @@ def compile_all(agents: list[AgentRow], imported: Sequence[str] = ()) -> dict[st
     snapshot: dict[str, dict[str, Any]] = {}
     failed = []
     for agent in agents:
-        result = compile_with_tools(agent.source, tools, known_agents=known)
+        result = compile_source(agent.source, known_agents=known, imported_tools=tools)
         if result.program is None:
             failed.append((f"agents.{agent.name}.source", agent.name, result))
             continue

@@ -11,14 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from chatplane.agents.checks import agent_not_found, check_agent_name, require_project
-from chatplane.agents.compile import compile_failed, compile_with_tools, source_hash, tools_of
+from chatplane.agents.compile import compile_failed, source_hash, tools_of
 from chatplane.agents.deployments import DeploymentService
 from chatplane.agents.repository import AgentRepository
 from chatplane.agents.types import Agent, AgentWarning, Resolved
 from chatplane.errors import AlreadyExists, InvalidArgument
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
-from chatplane.lang import CompileResult, ir, to_json
+from chatplane.lang import CompileResult, compile_source, ir, to_json
 from chatplane.storage.db import Database, UnitOfWork
 from chatplane.storage.models import Agent as AgentRow
 from chatplane.storage.models import ImportedTool
@@ -79,7 +79,7 @@ class AgentService:
             imported = await imported_tools(tx, tenant_id, project_id)
         known.add(name)
         # Off the event loop: a long source takes milliseconds to compile.
-        result = await asyncio.to_thread(compile_with_tools, source, imported)
+        result = await asyncio.to_thread(_compile, source, imported)
         _check_compiled(result, name)
         assert result.program is not None
         program = result.program
@@ -161,7 +161,7 @@ class AgentService:
         sources = [(r.name, "draft", r.source) for r in rows] + [*deployed]
         problems: _Problems = []
         for name, where, source in sources:
-            result = await asyncio.to_thread(compile_with_tools, source, tools)
+            result = await asyncio.to_thread(_compile, source, tools)
             problems += [
                 f"{name} ({where}): line {d.line}, col {d.col}: [{d.code}] {d.message}"
                 for d in result.errors
@@ -176,7 +176,7 @@ class AgentService:
         tools = tools_of(declarations)
         now = utcnow()
         for row in await AgentRepository(tx, tenant_id).in_project(project_id):
-            result = compile_with_tools(row.source, tools)
+            result = _compile(row.source, tools)
             if result.program is not None:
                 row.ir = json.dumps(to_json(result.program), separators=(",", ":"))
                 row.updated_at = now
@@ -221,3 +221,7 @@ def unknown_handoffs(program: ir.Program, known: frozenset[str]) -> list[AgentWa
         for target, line in targets
         if target and target not in known
     ]
+
+
+def _compile(source: str, imported: Sequence[ir.Tool]) -> CompileResult:
+    return compile_source(source, imported_tools=imported)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from chatplane.lang import ir
 from chatplane.lang.check import check_program
@@ -38,8 +39,11 @@ def compile_source(
     *,
     known_agents: frozenset[str] | None = None,
     format: Format | None = None,
+    imported_tools: Sequence[ir.Tool] = (),
 ) -> CompileResult:
-    """Compile ABL or its YAML variant. `known_agents`: the project's agents, for HANDOFF checks."""
+    """Compile ABL or its YAML variant. `known_agents`: the project's agents, for HANDOFF
+    checks; `imported_tools`: the project's imported tools, added to the agent's own TOOLS
+    (which win on a name clash) before lowering the flow and the checks."""
     sink = Sink()
     fmt: Format = format or detect_format(text)
     if not text.strip():
@@ -52,10 +56,14 @@ def compile_source(
     if not root.children and sink.has_errors:
         return CompileResult(None, sink.sorted(), fmt)  # unreadable YAML: nothing to lower
     check_top_level(root, fmt, sink)
-    ctx = Ctx(sink)
+    ctx = Ctx(sink, tools={t.name: t for t in imported_tools})
     try:
         program = lower(ctx, root, fmt)
         if program is not None:
+            own = {t.name for t in program.tools}
+            extra = tuple(t for t in imported_tools if t.name not in own)
+            if extra:
+                program = replace(program, tools=program.tools + extra)
             check_program(program, sink, known_agents)
     except RecursionError:
         sink.error("ABL0101", "the source is nested too deeply", 1)

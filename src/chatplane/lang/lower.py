@@ -106,7 +106,8 @@ def lower(ctx: Ctx, root: Node, fmt: str) -> ir.Program | None:
     err_node, mem_node = top.get("ON_ERROR"), top.get("MEMORY")
     esc_node, comp_node, hand_node = top.get("ESCALATE"), top.get("COMPLETE"), top.get("HANDOFF")
     tools = tuple(lower_tools(ctx, tools_node)) if tools_node is not None else ()
-    ctx.tools = {t.name: t for t in tools}  # positional CALL arguments map onto these
+    # Positional CALL arguments map onto these (imported tools already there, own ones win).
+    ctx.tools = {**ctx.tools, **{t.name: t for t in tools}}
     return ir.Program(
         ir_version=ir.IR_VERSION,
         format=fmt,

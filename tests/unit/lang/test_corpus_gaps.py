@@ -232,3 +232,32 @@ def test_respond_template_reference_is_not_sent_as_text() -> None:
     assert "ABL0401" in codes(r)
     (b,) = p.flow.steps["quoted"].actions
     assert isinstance(b, ir.Respond) and b.text.source == "TEMPLATE(order_receipt)"
+
+
+def test_positional_call_arguments_map_onto_an_imported_tool() -> None:
+    # The project's imported tools (bot function import) are known while the flow is
+    # lowered, so positional arguments take their parameter names too.
+    declared = compile_ok(
+        src("""
+        TOOLS:
+          find_room(city: string, nights: number, guests: number = 1) -> object
+        """)
+    ).program
+    assert declared is not None
+    (imported,) = declared.tools
+    r = compile_source(
+        src("""
+        FLOW:
+          look:
+            REASONING: false
+            GATHER:
+              - town: required
+            CALL: find_room(town, 3)
+            THEN: END
+        """),
+        imported_tools=(imported,),
+    )
+    assert r.ok, [d.format() for d in r.errors]
+    (c,) = _calls(r.program)
+    assert [a.name for a in c.args] == ["city", "nights"]
+    assert r.program is not None and [t.name for t in r.program.tools] == ["find_room"]
