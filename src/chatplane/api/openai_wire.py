@@ -194,21 +194,19 @@ class ChunkEncoder:
                 return self._chunk({"tool_calls": [call]})
             case ToolCallEnd() | UsageUpdate():
                 return b""
-            case StreamCompleted(usage, _, _):
-                return self._finish(usage)
+            case StreamCompleted(usage, _, _, reason):
+                return self._finish(usage, reason)
             case StreamFailed(error, _):
                 return error_frame(error)
 
-    def _finish(self, usage: TokenUsage) -> bytes:
+    def _finish(self, usage: TokenUsage, reason: str) -> bytes:
         out = self._text(self._cutter.flush())
         if self._cutter.stopped:
             finish = "stop"
         elif self._tools:
             finish = "tool_calls"
-        elif self.options.max_tokens is not None and usage.output_tokens >= self.options.max_tokens:
-            finish = "length"  # the budget was spent (the stream's events carry no reason)
-        else:
-            finish = "stop"
+        else:  # as completion_body maps it
+            finish = FINISH_REASONS.get(reason, "stop")
         out += self._chunk({}, finish)
         if self.options.include_usage:
             body = {

@@ -234,7 +234,7 @@ class ChatService:
             cost = meter.finished(finish.finish_reason, finish.usage)
             yield UsageUpdate(finish.usage)
             await self._store(meter, "ok")  # `complete` leaves once the usage is durable
-            yield StreamCompleted(finish.usage, cost, meter.elapsed_ms())
+            yield StreamCompleted(finish.usage, cost, meter.elapsed_ms(), finish.finish_reason)
         except ChatplaneError as exc:
             status, failure = "error", exc
             if not started_streaming:

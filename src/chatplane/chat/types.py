@@ -61,6 +61,7 @@ class StreamCompleted:
     usage: TokenUsage
     estimated_cost: float | None
     latency_ms: int
+    finish_reason: str = ""  # the provider's (`end_turn`, `max_tokens`, `tool_use`, ...)
 
 
 ChatEvent: TypeAlias = (

@@ -95,3 +95,15 @@ def test_param_names() -> None:
     assert oreq.openai_param("maxTokens") == "max_tokens"
     assert oreq.openai_param("tools[2].parameters") == "tools[2].function.parameters"
     assert oreq.openai_param("messages[0].tool_call_id") == "messages[0].tool_call_id"
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [("end_turn", "stop"), ("max_tokens", "length"), ("refusal", "content_filter"), ("", "stop")],
+)
+def test_a_stream_finishes_with_the_providers_reason(reason: str, expected: str) -> None:
+    # No max_tokens in the request: the server's default budget can still run out.
+    encoder = wire.ChunkEncoder(oreq.OpenAiOptions(model="fast", stream=True))
+    encoder.frame(StreamMetadata("chatplane-local-echo", "local", ModelSource.TIER))
+    frames = encoder.frame(StreamCompleted(TokenUsage(3, 1), None, 5, reason)).split(b"\n\n")
+    assert json.loads(frames[0][6:])["choices"][0]["finish_reason"] == expected
