@@ -52,16 +52,12 @@ class TurnLocks:
                     return
                 async with self._db.engine.connect() as conn:
                     key = {"k": session_id}
-                    await conn.execute(
-                        sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), key
-                    )
+                    await conn.execute(_LOCK, key)
                     try:
                         yield True
                     finally:
                         self._ended += 1
-                        await conn.execute(
-                            sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key
-                        )
+                        await conn.execute(_UNLOCK, key)
         finally:
             lock, users = self._local[session_id]
             if users <= 1:

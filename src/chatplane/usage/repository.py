@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func
 
+from chatplane.storage.db import sqlite_pragmas
 from chatplane.storage.models import UsageRecord
 from chatplane.storage.repository import Repository, TenantScopedRepository
 from chatplane.usage.types import UsageRow, UsageTotals
@@ -38,12 +39,13 @@ class SqliteUsageInserts:
         self._path = url.database or ""
         dialect = engine.dialect
         table = UsageRecord.__table__  # type: ignore[attr-defined]
-        self._columns = [c.name for c in table.columns]
-        self._processors = [
-            c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns
+        columns = [c.name for c in table.columns]
+        # (name, bind processor or None) per column, in the INSERT's order.
+        self._pairs = [
+            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.columns
         ]
-        names = ", ".join(self._columns)
-        marks = ", ".join("?" for _ in self._columns)
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
         self._sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="usage-sqlite")
         self._conn: sqlite3.Connection | None = None
@@ -56,15 +58,13 @@ class SqliteUsageInserts:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
-            conn.execute("PRAGMA busy_timeout=5000")
+            sqlite_pragmas(conn, None)  # the engine's: WAL, NORMAL sync, busy timeout
             self._conn = conn
         return self._conn
 
     def _insert(self, rows: Sequence[UsageRow]) -> None:
         conn = self._connect()
-        pairs = list(zip(self._columns, self._processors, strict=True))
+        pairs = self._pairs
         values = [
             tuple(p(row.get(name)) if p else row.get(name) for name, p in pairs) for row in rows
         ]
