@@ -132,7 +132,8 @@ class SessionState:
         )
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
+        """The stored JSON text (serialized straight from the fields: no copy needed)."""
+        return json.dumps(self._fields(), separators=(",", ":"), sort_keys=True)
 
 
 def _waiting_for(w: dict[str, Json] | None) -> Json:

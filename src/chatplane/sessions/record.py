@@ -149,7 +149,7 @@ def session_values(
     elif outcome.action.type == "escalate":
         status, ending = SessionStatus.ENDED, Outcome.AGENT
     values: Row = {
-        "state": json.dumps(outcome.state.to_json()),
+        "state": outcome.state.dumps(),
         "agent_name": outcome.state.agent,
         "turn_count": session.turn_count + 1,
         "message_count": session.message_count + messages,

@@ -8,7 +8,6 @@ attachment is "not found".
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -129,7 +128,7 @@ class SessionService:
             agent_name=entry,
             channel=channel,
             user_id=user_id[:128],
-            state=json.dumps(SessionState.new(entry).to_json()),
+            state=SessionState.new(entry).dumps(),
             created_by=created_by,
             metadata_json=metadata_json,
             created_at=now,
@@ -201,7 +200,7 @@ class SessionService:
             row = await self._row(uow, tenant_id, project_id, session_id)
             entry = await self._entry_name(tenant_id, row)
             values: dict[str, Any] = {
-                "state": json.dumps(SessionState.new(entry).to_json()),
+                "state": SessionState.new(entry).dumps(),
                 "agent_name": entry,
                 "status": str(SessionStatus.ACTIVE),
                 "outcome": str(Outcome.NONE),

@@ -59,11 +59,10 @@ def parse_json(text: str, default: Any) -> Any:
 
 
 def _state(row: AgentSession) -> dict[str, Any]:
-    data = parse_json(row.state, {})
-    if not data:
+    if not row.state:
         return {}
     try:
-        return public_state(SessionState.from_json(data))
+        return public_state(SessionState.loads(row.state))
     except Exception:  # an unreadable state is shown empty rather than failing the read
         return {}
 
