@@ -5,6 +5,7 @@ clamps, the derived database URL) read as documented."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,19 @@ def test_the_cli_names_a_bad_variable_in_one_line(
     assert main(["keys", "list"]) == 2
     err = capsys.readouterr().err
     assert err == "chatplane: CHATPLANE_HTTP_PORT must be an integer, got 'eighty'\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CHATPLANE_LOG_FORMAT", "xml", "CHATPLANE_LOG_FORMAT must be 'json' or 'text', got 'xml'"),
+        ("CHATPLANE_EVENT_LOOP", "trio", "CHATPLANE_EVENT_LOOP must be '', 'asyncio' or 'uvloop'"),
+    ],
+)
+def test_choices_are_checked_with_the_other_variables(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env({variable: value})
+    valid = "TEXT" if variable.endswith("FORMAT") else "ASYNCIO"  # trimmed and lower-cased
+    assert getattr(Settings.from_env({variable: valid}), variable[10:].lower()) == valid.lower()

@@ -69,17 +69,24 @@ def test_every_variable_is_documented_once() -> None:
     assert len(names) == len(set(names))
 
 
+def _choices(annotation: object) -> tuple[str, ...]:
+    """The values of a Literal field (inside Annotated), else ()."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
+
+
 def _sample(default: object, annotation: object = None) -> str:
     if default is None and int in typing.get_args(annotation):  # an optional number
         return "7"
+    if choices := [c for c in _choices(annotation) if c and c != default]:
+        return str(choices[0])
     if isinstance(default, bool):
         return "off" if default else "on"
     if isinstance(default, int | float):
         return "7"
     if isinstance(default, tuple):
         return "a.example, b.example:81"
-    if default == "lean":
-        return "sdk"
     return "/somewhere/else"
 
 

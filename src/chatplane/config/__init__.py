@@ -25,7 +25,8 @@ from chatplane.config.sources import (
     CommaList,
     ConfigError,
     Environment,
-    Lowered,
+    EventLoop,
+    LogFormat,
     NotNegative,
     Switch,
     Transport,
@@ -292,7 +293,7 @@ class Settings(BaseSettings):
         "Each kept payload is cut to this many bytes",
         group=ref.ANALYTICS,
     )
-    log_format: Lowered = _setting(
+    log_format: LogFormat = _setting(
         "json",
         "CHATPLANE_LOG_FORMAT",
         "`json`: one JSON object per line with `request_id`; `text`: classic text lines",
@@ -305,8 +306,7 @@ class Settings(BaseSettings):
         "(unset: loopback only)",
         group=ref.OBSERVABILITY,
     )
-    # Empty: uvloop when importable (cli.install_event_loop checks the value).
-    event_loop: Lowered = _setting(
+    event_loop: EventLoop = _setting(
         "",
         "CHATPLANE_EVENT_LOOP",
         "`chatplane serve`/`run` (and each worker): `uvloop` (faster; fails at start if not "

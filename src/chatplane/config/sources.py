@@ -36,8 +36,10 @@ def _switch(value: Any) -> Any:
 # Field types of Settings whose variables read in their own way.
 AtLeastOne = Annotated[int, AfterValidator(lambda v: max(1, v))]
 NotNegative = Annotated[int, AfterValidator(lambda v: max(0, v))]
-Lowered = Annotated[str, BeforeValidator(_lowered)]  # trimmed, lower case
 Transport = Annotated[Literal["lean", "sdk"], BeforeValidator(_lowered)]
+LogFormat = Annotated[Literal["json", "text"], BeforeValidator(_lowered)]
+# Empty: uvloop when importable (cli.install_event_loop).
+EventLoop = Annotated[Literal["", "asyncio", "uvloop"], BeforeValidator(_lowered)]
 # A comma-separated list (NoDecode: not the JSON pydantic-settings expects of a tuple).
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 Switch = Annotated[bool, BeforeValidator(_switch)]
