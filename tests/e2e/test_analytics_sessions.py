@@ -176,10 +176,10 @@ async def test_llm_usage_logs(app: App, http: httpx.AsyncClient, tenant: TenantK
             headers=tenant.headers,
         )
         assert done.status_code == 200, done.text
-    await app.usage_writer.flush() if hasattr(app.usage_writer, "flush") else None
+    await app.usage_writer.flush()
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    body: dict[str, Any] = {"dateFrom": "2020-01-01", "dateTo": today, "limit": "50", "skip": "0"}
-    body["dateFrom"] = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400 * 30))
+    month_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400 * 30))
+    body: dict[str, Any] = {"dateFrom": month_ago, "dateTo": today, "limit": "50", "skip": "0"}
     for _ in range(50):
         r = await http.post(
             f"/api/1.1/public/bot/{pid}/getLLMUsageLogs", json=body, headers=tenant.headers

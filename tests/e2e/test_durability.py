@@ -23,7 +23,7 @@ from chatplane.project.v1 import project_service_pb2_grpc as project_grpc
 from tests.e2e.test_lifecycle import ADMIN, _start_server
 
 CLIENTS = 16
-LOAD_SECONDS = 1.5
+ACKED_BEFORE_KILL = 50  # completed streams before the kill (waited for, not timed)
 
 
 async def test_sigkill_under_load_loses_no_acknowledged_usage(
@@ -47,24 +47,29 @@ async def test_sigkill_under_load_loses_no_acknowledged_usage(
                     chat_pb.ChatMessage(role="user", content=struct_pb2.Value(string_value="hi"))
                 ],
             )
-            stop = asyncio.Event()
+            stop, loaded = asyncio.Event(), asyncio.Event()
+
+            def ack() -> None:
+                nonlocal acked
+                acked += 1
+                if acked >= ACKED_BEFORE_KILL:
+                    loaded.set()
 
             async def client(index: int) -> None:
-                nonlocal acked
                 while not stop.is_set():
                     try:
                         if index % 2:
                             await chat.CompleteChat(request, metadata=ADMIN, timeout=10)
-                            acked += 1
+                            ack()
                         else:
                             async for event in chat.StreamChat(request, metadata=ADMIN, timeout=10):
                                 if event.WhichOneof("event") == "complete":
-                                    acked += 1
+                                    ack()
                     except grpc.aio.AioRpcError:
                         return  # the server is gone
 
             clients = [asyncio.create_task(client(i)) for i in range(CLIENTS)]
-            await asyncio.sleep(LOAD_SECONDS)
+            await asyncio.wait_for(loaded.wait(), 60)
             proc.send_signal(signal.SIGKILL)  # mid-load, no chance to flush
             await proc.wait()
             stop.set()
@@ -73,7 +78,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_usage(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert acked > 50, "the load did not run"
+    assert acked >= ACKED_BEFORE_KILL, "the load did not run"
 
     proc, port = await _start_server(tmp_path, token_delay_ms=0)
     try:
