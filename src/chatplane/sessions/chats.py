@@ -147,11 +147,9 @@ class ChatApi:
         result = await self._sessions.send(
             tenant_id, scopes, session_id=row.id, message=content, project_id=row.project_id
         )
-        if not result.response:  # the agent said nothing: nothing was stored for it
-            return TranscriptEntry("", "assistant", "", utcnow())
-        # Turns on a session run one at a time, so the last assistant message is this
-        # turn's reply (TurnResult.message_ids names it once the turn reports it).
-        reply = await self._sessions.last_reply(tenant_id, row.id)
-        if reply is None:
+        if not result.response or len(result.message_ids) < 2:  # no reply was stored
             return TranscriptEntry("", "assistant", result.response, utcnow())
-        return reply
+        # This turn's own reply, as stored (not re-read: another turn may follow it).
+        return TranscriptEntry(
+            result.message_ids[-1], "assistant", result.response, result.stored_at or utcnow()
+        )

@@ -230,15 +230,6 @@ class MessageQueries(TenantScopedRepository[SessionMessage]):
         )
         return result.first()
 
-    async def last(self, session_id: str, role: str) -> SessionMessage | None:
-        result = await self.uow.exec(
-            self.select()
-            .where(col(SessionMessage.session_id) == session_id, col(SessionMessage.role) == role)
-            .order_by(col(SessionMessage.seq).desc())
-            .limit(1)
-        )
-        return result.first()
-
 
 class TraceQueries(TenantScopedRepository[TraceEventRecord]):
     model = TraceEventRecord

@@ -390,8 +390,3 @@ class SessionService:
                 attachments=attachments,
             ),
         )
-
-    async def last_reply(self, tenant_id: str, session_id: str) -> TranscriptEntry | None:
-        async with self._db.read() as uow:
-            found = await MessageQueries(uow, tenant_id).last(session_id, "assistant")
-        return to_entry(found) if found is not None else None

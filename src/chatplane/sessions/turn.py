@@ -382,6 +382,7 @@ class TurnService:
         return TurnResult(
             session_id=row.id,
             message_ids=tuple(m["id"] for m in messages),
+            stored_at=now,
             response=outcome.reply,
             action=outcome.action,
             state=public_state(outcome.state),

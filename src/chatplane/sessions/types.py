@@ -79,6 +79,7 @@ class TurnResult:
     # Ids of the messages the turn stored (user, then assistant when there was a reply);
     # empty when the turn does not report them.
     message_ids: tuple[str, ...] = ()
+    stored_at: datetime | None = None  # when those messages were stored
 
 
 @dataclass(frozen=True, slots=True)
