@@ -15,6 +15,7 @@ from chatplane.errors import InvalidArgument, RateLimited, Unavailable
 from chatplane.kit.clock import iso
 from chatplane.ratelimit import RateLimiter
 from chatplane.ratelimit.windows import RateLimiterUnavailable
+from chatplane.sessions.record import tag_list
 from chatplane.storage.models import AnalyticsJob
 
 MINUTE_MESSAGE = (
@@ -45,19 +46,6 @@ async def vendor_limit(limiter: RateLimiter | None, key: str) -> None:
 
 def ms(moment: datetime | None) -> str | None:
     return iso(moment) if moment is not None else None
-
-
-def tag_list(value: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if isinstance(value, dict):
-        value = [{"name": k, "value": v} for k, v in value.items()]
-    for item in value if isinstance(value, list) else []:
-        if isinstance(item, dict) and "name" in item:
-            out.append({"value": item.get("value", ""), "name": str(item["name"])})
-        elif isinstance(item, str):
-            name, _, val = item.partition("=")
-            out.append({"value": val, "name": name})
-    return out
 
 
 def session_tags(raw: str) -> dict[str, list[dict[str, Any]]]:

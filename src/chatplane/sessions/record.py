@@ -70,18 +70,19 @@ def trace_rows(tenant_id: str, session: AgentSession, timed: Sequence[TimedEvent
     ]
 
 
-def _tag_list(value: Any) -> list[dict[str, str]]:
+def tag_list(value: Any) -> list[dict[str, str]]:
+    """Tags as `[{name, value}]`, from `{name: value}`, `[{name, value}]` or strings
+    `"name"` / `"name=value"` (the stored form the analytics routes read back too)."""
     if isinstance(value, dict):
-        return [{"name": str(k), "value": str(v)} for k, v in value.items()]
-    if isinstance(value, list):
-        out = []
-        for item in value:
-            if isinstance(item, dict) and "name" in item:
-                out.append({"name": str(item["name"]), "value": str(item.get("value", ""))})
-            elif isinstance(item, str):
-                out.append({"name": item, "value": ""})
-        return out
-    return []
+        value = [{"name": k, "value": v} for k, v in value.items()]
+    out: list[dict[str, str]] = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, dict) and "name" in item:
+            out.append({"name": str(item["name"]), "value": str(item.get("value", ""))})
+        elif isinstance(item, str):
+            name, _, val = item.partition("=")
+            out.append({"name": name, "value": val})
+    return out
 
 
 def merged_tags(current: str, metadata: dict[str, Any]) -> str | None:
@@ -94,13 +95,13 @@ def merged_tags(current: str, metadata: dict[str, Any]) -> str | None:
     except ValueError:
         loaded = {}
     if isinstance(loaded, list):  # an older plain list: session tags
-        loaded = {"sessionTags": _tag_list(loaded)}
+        loaded = {"sessionTags": tag_list(loaded)}
     tags: dict[str, Any] = {"userTags": [], "sessionTags": [], "altText": []}
     tags.update({k: v for k, v in loaded.items() if k in tags})
     for kind in TAG_KINDS:
         if kind in metadata:
             merged = {t["name"]: t for t in tags[kind]}
-            merged.update({t["name"]: t for t in _tag_list(metadata[kind])})
+            merged.update({t["name"]: t for t in tag_list(metadata[kind])})
             tags[kind] = list(merged.values())
     return json.dumps(tags)
 
