@@ -26,8 +26,7 @@ class Node:
 
     @property
     def ukey(self) -> str:
-        # `USE BEHAVIOR_PROFILE` and `USE_BEHAVIOR_PROFILE` are the same keyword.
-        return "_".join(self.key.upper().split()) if " " in self.key else self.key.upper()
+        return self.key.upper()
 
     def entries(self) -> Iterator[Node]:
         return (c for c in self.children if c.kind == "entry")

@@ -17,6 +17,13 @@ _KEY = re.compile(
     r"""[ \t]*:(?=[ \t]|$)"""
 )
 _BLOCK = {"|", "|-", "|+", ">", ">-", ">+"}
+_USE_PROFILE = re.compile(r"(?i:USE[ \t]+BEHAVIOR_PROFILE)")
+
+
+def canonical_key(key: str) -> str:
+    """`USE BEHAVIOR_PROFILE` (any blanks) is spelled `USE_BEHAVIOR_PROFILE`, as its
+    other spelling; every other key as written."""
+    return "_".join(key.split()) if _USE_PROFILE.fullmatch(key) else key
 
 
 @dataclass(slots=True)
@@ -110,8 +117,7 @@ def lex(text: str, sink: Sink) -> list[Logical]:
             out.append(Logical("text", lineno, col + 1, value=body))
             continue
         key = m.group(1)
-        if key[0] in "\"'":
-            key = key[1:-1]
+        key = key[1:-1] if key[0] in "\"'" else canonical_key(key)
         value = body[m.end() :].strip()
         if value in _BLOCK:
             node = Logical("entry", lineno, col + 1, key)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 
 from chatplane.lang.ast import Node
-from chatplane.lang.lexer import lex
+from chatplane.lang.lexer import canonical_key, lex
 from chatplane.lang.source import Sink
 
 Format = Literal["abl", "yaml"]
@@ -188,7 +188,7 @@ def _yaml_children(ynode: Any, parent: Node, depth: int) -> None:
         return
     if isinstance(ynode, yaml.MappingNode):
         for k, v in ynode.value:
-            key = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
+            key = canonical_key(str(k.value)) if isinstance(k, yaml.ScalarNode) else "?"
             entry = Node("entry", k.start_mark.line + 1, k.start_mark.column + 1, key)
             _yaml_value(v, entry, depth)
             parent.children.append(entry)

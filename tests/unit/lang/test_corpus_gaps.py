@@ -87,7 +87,11 @@ def test_positional_arguments_of_an_undeclared_tool_report_only_the_tool() -> No
 
 
 def test_use_behavior_profile_both_spellings_are_kept_as_data() -> None:
-    for line in ("USE BEHAVIOR_PROFILE: calm_voice", "USE_BEHAVIOR_PROFILE: calm_voice"):
+    for line in (
+        "USE BEHAVIOR_PROFILE: calm_voice",
+        "USE\tBEHAVIOR_PROFILE: calm_voice",
+        "USE_BEHAVIOR_PROFILE: calm_voice",
+    ):
         r = compile_ok(src(line + "\n"))
         assert r.program is not None
         (sec,) = r.program.sections
