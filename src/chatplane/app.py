@@ -203,7 +203,6 @@ class App:
         # before the server, whose interceptors depend on it.
         tracing.setup()
         await self.open()
-        self.usage_writer.start()
         self.idle_sessions.start()
         self.jobs.start()
         await self.server.start()

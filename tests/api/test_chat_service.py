@@ -257,7 +257,6 @@ async def test_deleted_project_stops_answering_at_once(
 
 async def test_usage_writer_flushes_everything_on_close(app: App) -> None:
     writer = UsageWriter(app.db)
-    writer.start()
     tenant = await new_tenant(app)
     project = await app.projects.create(tenant.tenant_id, name="usage")
     for i in range(10):

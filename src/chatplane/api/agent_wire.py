@@ -26,7 +26,7 @@ def _dict(value: struct_pb2.Struct) -> dict[str, Any]:
     return dict(json_format.MessageToDict(value))
 
 
-def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
+def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
     out.update(json.loads(json.dumps(value, default=str)))  # plain JSON types only
     return out
@@ -79,7 +79,7 @@ def trace_event(timed: TimedEvent) -> pb.TraceEvent:
         span_id=event.span_id,
         timestamp=iso(timed.started_at),
         duration_ms=event.duration_ms,
-        data=_struct(data),
+        data=to_struct(data),
     )
     if event.parent_span_id:
         message.parent_span_id = event.parent_span_id
@@ -100,13 +100,13 @@ def to_response(result: TurnResult) -> pb.ChatAgentResponse:
         session_id=result.session_id,
         response=result.response,
         action=action,
-        state=_struct(result.state),
+        state=to_struct(result.state),
         trace_events=[trace_event(e) for e in result.events],
     )
     if result.rich_content:
-        response.rich_content.CopyFrom(_struct({"variants": list(result.rich_content)}))
+        response.rich_content.CopyFrom(to_struct({"variants": list(result.rich_content)}))
     if result.actions:
-        response.actions.CopyFrom(_struct({"elements": list(result.actions)}))
+        response.actions.CopyFrom(to_struct({"elements": list(result.actions)}))
     return response
 
 

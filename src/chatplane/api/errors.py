@@ -99,7 +99,9 @@ def _bad_request(exc: InvalidFields) -> error_details_pb2.BadRequest:
     )
     left = len(exc.violations) - len(shown)
     if left:
-        out.field_violations.add(field=shown[-1][0], description=f"... and {left} more")
+        out.field_violations.add(
+            field=_clip(shown[-1][0], MAX_METADATA_CHARS), description=f"... and {left} more"
+        )
     return out
 
 

@@ -207,15 +207,16 @@ def _operation(
 
     response_type = method.output_type.lstrip(".")
     if response_type == HTTP_BODY:
-        kind = SSE_METHODS_HINT if method.server_streaming else "application/json"
-        content = {kind: {"schema": {"type": "string"}}}
-        if method.server_streaming:  # a JSON body or an event stream (OpenAI's `stream`)
+        content: dict[str, Any]
+        if "metrics" in template:
+            content = {"text/plain": {"schema": {"type": "string"}}}
+        elif method.server_streaming:  # a JSON body or an event stream (OpenAI's `stream`)
             content = {
                 "application/json": {"schema": {"type": "object"}},
                 SSE_METHODS_HINT: {"schema": {"type": "string"}},
             }
-        if "metrics" in template:
-            content = {"text/plain": {"schema": {"type": "string"}}}
+        else:
+            content = {"application/json": {"schema": {"type": "string"}}}
         success: dict[str, Any] = {"description": "OK", "content": content}
     else:
         schema = builder.type_schema(method.output_type)

@@ -56,9 +56,6 @@ class BatchWriter(Generic[T]):
         self.batches = 0  # flushes done (for tests and benchmarks)
         self.rows = 0  # items stored
 
-    def start(self) -> None:
-        """Nothing to start: a flush begins when an item arrives. Kept for symmetry."""
-
     def record(self, item: T) -> None:
         """Queue `item`; a flush starts now unless one is running. Does not wait."""
         if self._closed:

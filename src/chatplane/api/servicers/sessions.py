@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import grpc
-from google.protobuf import struct_pb2
 
 from chatplane.api import agent_wire, call
 from chatplane.chat.v1 import chat_service_pb2 as chat_pb
@@ -50,12 +48,6 @@ class PayloadTooLarge(ChatplaneError):
     kind = ErrorKind.RESOURCE_EXHAUSTED
     reason = "ATTACHMENT_TOO_LARGE"
     http_status = 413
-
-
-def struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(json.loads(json.dumps(value, default=str)))
-    return out
 
 
 def to_session(info: SessionInfo) -> pb.Session:
@@ -146,7 +138,7 @@ def to_event(e: StoredTraceEvent) -> pb.SessionTraceEvent:
         duration_ms=e.duration_ms,
         turn=e.turn,
         seq=e.seq,
-        data=struct(e.data),
+        data=agent_wire.to_struct(e.data),
     )
 
 
@@ -207,7 +199,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             call.principal().tenant_id, request.project_id, request.session_id
         )
         return pb.GetSessionResponse(
-            success=True, session=to_session(info), state=struct(info.state)
+            success=True, session=to_session(info), state=agent_wire.to_struct(info.state)
         )
 
     async def DeleteSession(
