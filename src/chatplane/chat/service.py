@@ -181,19 +181,19 @@ class ChatService:
             latency_ms=meter.elapsed_ms(),
         )
 
-    def _observe(self, row: UsageRow) -> None:
+    def observe_usage(self, row: UsageRow) -> None:
         """The call in the metrics (models outside the price table count as `other`)."""
         metrics.observe_usage_row(row, known_model=self._prices.get(str(row["model"])) is not None)
 
     def _record(self, row: UsageRow) -> None:
-        self._observe(row)
+        self.observe_usage(row)
         self._usage.record(row)
 
     async def _store(self, meter: Meter, status: str) -> None:
         """Write the call's usage row and wait until it is durable (once per call)."""
         row = meter.take(status)
         if row is not None:
-            self._observe(row)
+            self.observe_usage(row)
             await self._usage.write(row)
 
     async def stream(self, tenant_id: str, request: ChatRequest) -> AsyncIterator[ChatEvent]:

@@ -288,8 +288,7 @@ class TurnHost:
     def _record_usage(self, row: UsageRow) -> None:
         """Kept for the turn's transaction, and counted in the LLM metrics."""
         self.usage_rows.append(row)
-        known = self._chats.prices.get(str(row["model"])) is not None
-        metrics.observe_usage_row(row, known_model=known)
+        self._chats.observe_usage(row)
 
     async def call_tool(self, tool: ir.Tool, args: dict[str, Any], *, span_id: str) -> ToolResult:
         if tool.kind == "http" and tool.http is not None:
