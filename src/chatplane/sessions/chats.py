@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chatplane.agents.checks import agent_not_found
 from chatplane.errors import InvalidArgument, NotFound
 from chatplane.kit.clock import utcnow
 from chatplane.sessions.repository import MessageQueries, SessionQueries
@@ -63,7 +64,7 @@ class ChatApi:
         async with self._db.read() as uow:
             agent = await SessionQueries(uow, tenant_id).agent_by_id(agent_id)
         if agent is None:
-            raise NotFound("Agent not found", reason="AGENT_NOT_FOUND")
+            raise agent_not_found()
         info = await self._sessions.create(
             tenant_id,
             agent.project_id,

@@ -23,7 +23,6 @@ from chatplane.errors import (
     FailedPrecondition,
     Gone,
     InvalidArgument,
-    NotFound,
     PermissionDenied,
     ResourceExhausted,
 )
@@ -42,6 +41,12 @@ from chatplane.sessions.http_tools import HttpTools
 from chatplane.sessions.locks import TurnLocks
 from chatplane.sessions.repository import BulkInserts, DeploymentSessions, SessionRepository
 from chatplane.sessions.types import SessionStatus, TimedEvent, TurnRequest, TurnResult
+from chatplane.sessions.views import (
+    MAX_METADATA_BYTES,
+    entry_agent,
+    public_state,
+    session_not_found,
+)
 from chatplane.storage.db import Database, UnitOfWork
 from chatplane.storage.models import (
     AgentSession,
@@ -53,7 +58,6 @@ from chatplane.storage.models import (
 )
 
 MAX_MESSAGE_CHARS = 32_000
-MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
 MAX_TOOL_MOCKS = 50
 ENVIRONMENTS = ("dev", "staging", "production")
@@ -103,38 +107,9 @@ def validate_turn(request: TurnRequest, scopes: frozenset[str]) -> None:
             )
 
 
-def _entry(
-    agents: Mapping[str, ir.Program], ids: Mapping[str, str], wanted: str, default: str
-) -> str:
-    """The first turn's agent: by id, by name, or by a path whose last part is the name."""
-    if not wanted:
-        return default
-    for name, agent_id in ids.items():
-        if agent_id == wanted:
-            return name
-    name = wanted.rsplit("/", 1)[-1]
-    if name in agents:
-        return name
-    raise NotFound("Agent not found", reason="AGENT_NOT_FOUND")
-
-
-def public_state(state: SessionState) -> dict[str, Any]:
-    """The state a turn returns: the session variables, then where the session stands."""
-    return {
-        **state.vars,
-        "currentAgent": state.agent,
-        "currentStep": state.step,
-        "status": state.status,
-    }
-
-
 def _user_id(request: TurnRequest) -> str:
     caller = request.test.caller_context if request.test else {}
     return str(caller.get("userId", ""))[:128]
-
-
-def _session_not_found() -> NotFound:
-    return NotFound("Session not found", reason="SESSION_NOT_FOUND")
 
 
 class TurnService:
@@ -232,7 +207,11 @@ class TurnService:
             environment=request.environment,
             draft=request.draft,
         )
-        entry = _entry(resolved.agents, resolved.agent_ids, request.agent_id, resolved.entry_agent)
+        entry = (
+            entry_agent(resolved.agent_ids, list(resolved.agents), request.agent_id)
+            if request.agent_id
+            else resolved.entry_agent
+        )
         if self._max_active > 0:
             async with self._db.read() as uow:
                 active = await SessionRepository(uow, tenant_id).count_active()
@@ -284,7 +263,7 @@ class TurnService:
         async with self._db.read() as uow:
             found = await SessionRepository(uow, tenant_id).find(request.session_id)
         if found is None or found.project_id != request.project_id:
-            raise _session_not_found()
+            raise session_not_found()
         if self._session_limiter is not None:
             await admit(
                 self._session_limiter,
@@ -298,7 +277,7 @@ class TurnService:
                 async with self._db.read() as uow:
                     row = await SessionRepository(uow, tenant_id).get(found.id)
             if row is None:
-                raise _session_not_found()
+                raise session_not_found()
             if row.status != SessionStatus.ACTIVE:
                 raise FailedPrecondition("Session has ended", reason="SESSION_ENDED")
             programs = await self._programs(tenant_id, row)

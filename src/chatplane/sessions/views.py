@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chatplane.agents.checks import agent_not_found
 from chatplane.errors import InvalidArgument, NotFound
 from chatplane.runtime import SessionState
-from chatplane.sessions.turn import public_state
 from chatplane.sessions.types import (
     Attachment,
     Latency,
@@ -65,6 +65,16 @@ def _state(row: AgentSession) -> dict[str, Any]:
         return public_state(SessionState.loads(row.state))
     except Exception:  # an unreadable state is shown empty rather than failing the read
         return {}
+
+
+def public_state(state: SessionState) -> dict[str, Any]:
+    """The state a turn returns: the session variables, then where the session stands."""
+    return {
+        **state.vars,
+        "currentAgent": state.agent,
+        "currentStep": state.step,
+        "status": state.status,
+    }
 
 
 def to_info(row: AgentSession, *, with_state: bool = False) -> SessionInfo:
@@ -200,7 +210,7 @@ def entry_agent(ids: Mapping[str, str], agents: Sequence[str], wanted: str) -> s
     name = wanted.rstrip("/").rsplit("/", 1)[-1]
     if name in agents:
         return name
-    raise NotFound("Agent not found", reason="AGENT_NOT_FOUND")
+    raise agent_not_found()
 
 
 def check_metadata(metadata: Mapping[str, Any]) -> str:
