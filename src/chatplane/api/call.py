@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
 
 from chatplane.iam.auth import Principal
+
+
+def request_headers(ctx: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    """The call's text metadata by name. gRPC metadata keys arrive lower-case (HTTP/2
+    requires it, grpc core enforces it); binary (`-bin`) values are bytes and left out."""
+    return {key: value for key, value in ctx.invocation_metadata() or () if type(value) is str}
 
 
 @dataclass

@@ -84,12 +84,6 @@ def _check_decoded(request: Any) -> None:
     check_request(request)
 
 
-def _headers(ctx: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
-    # gRPC metadata keys arrive lower-case (HTTP/2 requires it, grpc core enforces it);
-    # binary (`-bin`) values are bytes and are left out.
-    return {key: value for key, value in ctx.invocation_metadata() or () if type(value) is str}
-
-
 class ApiInterceptor(grpc.aio.ServerInterceptor):
     """See the module docstring. `scopes` maps full method names to the scope they need."""
 
@@ -223,7 +217,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         async def wrapped(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
-            headers = _headers(ctx)
+            headers = call.request_headers(ctx)
             state = self._start(method, headers)
             held = False
             try:
@@ -255,7 +249,7 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             request: Any, ctx: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncGenerator[Any, None]:
             started = time.perf_counter()
-            headers = _headers(ctx)
+            headers = call.request_headers(ctx)
             state = self._start(method, headers)
             first = True
             task = self._drain.enter()

@@ -50,14 +50,6 @@ SHUTDOWN_MESSAGES: dict[str, Any] = {
 }
 
 
-def _headers(context: Context) -> dict[str, str]:
-    return {
-        key.lower(): value
-        for key, value in (context.invocation_metadata() or ())
-        if isinstance(value, str)
-    }
-
-
 class OpenAiServicer(pb_grpc.OpenAiServiceServicer):
     def __init__(self, chats: ChatService) -> None:
         self._chats = chats
@@ -66,7 +58,7 @@ class OpenAiServicer(pb_grpc.OpenAiServiceServicer):
         self, request: httpbody_pb2.HttpBody, context: Context
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         try:
-            project = oreq.project_from_headers(_headers(context))
+            project = oreq.project_from_headers(call.request_headers(context))
             chat, options = oreq.parse_request(request.data, project)
             tenant = call.principal().tenant_id
             if not options.stream:

@@ -63,14 +63,6 @@ def peer_host(peer: str) -> str:
     return kind  # unix sockets and the like: not an address
 
 
-def _headers(context: Context) -> dict[str, str]:
-    return {
-        key.lower(): value
-        for key, value in (context.invocation_metadata() or ())
-        if isinstance(value, str)
-    }
-
-
 class OpsServicer(pb_grpc.OpsServiceServicer):
     def __init__(
         self,
@@ -102,10 +94,11 @@ class OpsServicer(pb_grpc.OpsServiceServicer):
     async def GetReadiness(
         self, request: pb.GetReadinessRequest, context: Context
     ) -> pb.GetReadinessResponse:
+        via = call.request_headers(context).get(VIA_HEADER)
         checks = {
             "database": await self._database(),
             "draining": "yes" if self._draining() else "no",
-            "gateway": "ok" if _headers(context).get(VIA_HEADER) == "envoy" else "direct",
+            "gateway": "ok" if via == "envoy" else "direct",
         }
         ready = checks["database"] == "ok" and checks["draining"] == "no"
         if not ready:
@@ -113,7 +106,7 @@ class OpsServicer(pb_grpc.OpsServiceServicer):
         return pb.GetReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
 
     def _allowed(self, context: Context) -> bool:
-        headers = _headers(context)
+        headers = call.request_headers(context)
         if self._token:
             given = headers.get("authorization", "")
             if hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
