@@ -13,13 +13,15 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 
-from sqlmodel import col, select
-
 from chatplane.agents import lifecycle
 from chatplane.agents.checks import check_agent_name, require_project
 from chatplane.agents.compile import compile_all, snapshot_hash
 from chatplane.agents.programs import ProgramCache
-from chatplane.agents.repository import AgentRepository, DeploymentRepository
+from chatplane.agents.repository import (
+    AgentRepository,
+    DeploymentRepository,
+    ImportedToolRepository,
+)
 from chatplane.agents.types import (
     ACTIVE,
     DRAINING,
@@ -36,7 +38,6 @@ from chatplane.kit.ids import cuid
 from chatplane.projects.service import page_bounds
 from chatplane.storage.db import Database, UnitOfWork
 from chatplane.storage.models import Deployment as DeploymentRow
-from chatplane.storage.models import ImportedTool
 
 ActiveSessions = Callable[[str], Awaitable[int]]
 _Sources = list[tuple[str, str, str]]
@@ -349,13 +350,8 @@ class DeploymentService:
 
 
 async def _imported_sources(tx: UnitOfWork, tenant_id: str, project_id: str) -> list[str]:
-    """The project's imported tool declarations (`imported_tools`), oldest first."""
-    rows = await tx.exec(
-        select(ImportedTool.source)
-        .where(ImportedTool.tenant_id == tenant_id, ImportedTool.project_id == project_id)
-        .order_by(col(ImportedTool.created_at), col(ImportedTool.name))
-    )
-    return list(rows.all())
+    """The project's imported tool declarations, oldest first."""
+    return [r.source for r in await ImportedToolRepository(tx, tenant_id).in_project(project_id)]
 
 
 async def _activate(

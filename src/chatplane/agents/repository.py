@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlmodel import col, func, select
 
 from chatplane.agents.types import ACTIVE, DRAINING
-from chatplane.storage.models import Agent, Deployment
+from chatplane.storage.models import Agent, Deployment, ImportedTool
 from chatplane.storage.repository import TenantScopedRepository
 
 
@@ -91,3 +91,16 @@ class DeploymentRepository(TenantScopedRepository[Deployment]):
         )
         total = await self.uow.exec(select(func.count()).select_from(Deployment).where(*conditions))
         return rows.all(), int(total.one())
+
+
+class ImportedToolRepository(TenantScopedRepository[ImportedTool]):
+    model = ImportedTool
+
+    async def in_project(self, project_id: str) -> Sequence[ImportedTool]:
+        """The project's imported tools (bot function import), oldest first."""
+        result = await self.uow.exec(
+            self.select()
+            .where(col(ImportedTool.project_id) == project_id)
+            .order_by(col(ImportedTool.created_at), col(ImportedTool.name))
+        )
+        return result.all()

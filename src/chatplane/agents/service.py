@@ -8,12 +8,11 @@ import json
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 
 from chatplane.agents.checks import agent_not_found, check_agent_name, require_project
 from chatplane.agents.compile import compile_failed, source_hash, tools_of
 from chatplane.agents.deployments import DeploymentService
-from chatplane.agents.repository import AgentRepository
+from chatplane.agents.repository import AgentRepository, ImportedToolRepository
 from chatplane.agents.types import Agent, AgentWarning, Resolved
 from chatplane.errors import AlreadyExists, InvalidArgument
 from chatplane.kit.clock import utcnow
@@ -21,7 +20,6 @@ from chatplane.kit.ids import cuid
 from chatplane.lang import CompileResult, compile_source, ir, to_json
 from chatplane.storage.db import Database, UnitOfWork
 from chatplane.storage.models import Agent as AgentRow
-from chatplane.storage.models import ImportedTool
 
 _Problems = list[str]
 
@@ -184,13 +182,7 @@ class AgentService:
 
 async def imported_tools(tx: UnitOfWork, tenant_id: str, project_id: str) -> tuple[ir.Tool, ...]:
     """The project's imported tools (`imported_tools`), oldest first."""
-    rows = (
-        await tx.exec(
-            select(ImportedTool)
-            .where(ImportedTool.tenant_id == tenant_id, ImportedTool.project_id == project_id)
-            .order_by(col(ImportedTool.created_at), col(ImportedTool.name))
-        )
-    ).all()
+    rows = await ImportedToolRepository(tx, tenant_id).in_project(project_id)
     return await asyncio.to_thread(tools_of, [r.source for r in rows])
 
 

@@ -10,8 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import select
-
+from chatplane.agents.repository import ImportedToolRepository
 from chatplane.agents.service import AgentService
 from chatplane.analytics import jobs
 from chatplane.analytics.vendor import vendor_limit
@@ -85,16 +84,8 @@ class BotFunctionService:
             for decl in botfunctions.parse_file(name, stored.row.file_extension, stored.data):
                 found[decl.name] = decl  # a later file wins
         async with self._db.read() as uow:
-            existing = {
-                r.name: r
-                for r in (
-                    await uow.exec(
-                        select(ImportedTool).where(
-                            ImportedTool.tenant_id == tenant_id, ImportedTool.project_id == bot_id
-                        )
-                    )
-                ).all()
-            }
+            rows = await ImportedToolRepository(uow, tenant_id).in_project(bot_id)
+            existing = {r.name: r for r in rows}
         merged = {n: r.source for n, r in existing.items()} | {
             n: d.source for n, d in found.items()
         }
