@@ -249,7 +249,6 @@ class TurnService:
                 uow,
                 tenant_id=tenant_id,
                 row=row,
-                version=None,
                 request=request,
                 outcome=outcome,
                 host=host,
@@ -294,7 +293,6 @@ class TurnService:
                     uow,
                     tenant_id=tenant_id,
                     row=row,
-                    version=row.version,
                     request=request,
                     outcome=outcome,
                     host=host,
@@ -322,7 +320,6 @@ class TurnService:
         *,
         tenant_id: str,
         row: AgentSession,
-        version: int | None,
         request: TurnRequest,
         outcome: TurnOutcome,
         host: TurnHost,
@@ -347,7 +344,7 @@ class TurnService:
         # The agent that ran this turn's task (a handoff changes the session's agent).
         agent = row.agent_name
         if not await SessionRepository(uow, tenant_id).update_if_version(
-            row.id, row.version if version is None else version, values
+            row.id, row.version, values
         ):
             raise FailedPrecondition(
                 "Session busy: another turn changed it; try again", reason="SESSION_BUSY"
