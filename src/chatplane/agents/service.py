@@ -170,11 +170,13 @@ class AgentService:
         self, tx: UnitOfWork, tenant_id: str, project_id: str, declarations: Sequence[str]
     ) -> None:
         """The saved agents compiled again with the project's new imported tools (what a
-        draft runs); deployments keep the tools they were created with."""
-        tools = tools_of(declarations)
+        draft runs); deployments keep the tools they were created with. The sources are
+        the ones `tx` reads (a save since the conflict check counts), compiled off the
+        event loop."""
+        tools = await asyncio.to_thread(tools_of, declarations)
         now = utcnow()
         for row in await AgentRepository(tx, tenant_id).in_project(project_id):
-            result = _compile(row.source, tools)
+            result = await asyncio.to_thread(_compile, row.source, tools)
             if result.program is not None:
                 row.ir = json.dumps(to_json(result.program), separators=(",", ":"))
                 row.updated_at = now
