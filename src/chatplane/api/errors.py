@@ -50,6 +50,8 @@ MAX_VIOLATIONS = 50
 
 # Kinds whose HTTP status is not the one the transcoder derives from the gRPC code.
 HTTP_STATUS: dict[ErrorKind, int] = {ErrorKind.GONE: 410}
+# Sizes, not rates: RESOURCE_EXHAUSTED errors that are 413 over HTTP, by reason.
+HTTP_STATUS_BY_REASON: dict[str, int] = {"ATTACHMENT_TOO_LARGE": 413, "RESPONSE_TOO_LARGE": 413}
 
 # A RESOURCE_EXHAUSTED status is HTTP 429, and a 429 always says when to come back.
 DEFAULT_RETRY_AFTER = 5
@@ -61,12 +63,11 @@ class ResponseTooLarge(ChatplaneError):
 
     kind = ErrorKind.RESOURCE_EXHAUSTED
     reason = "RESPONSE_TOO_LARGE"
-    http_status = 413
 
 
 def _headers(exc: ChatplaneError) -> dict[str, str]:
     out: dict[str, str] = {}
-    status = getattr(exc, "http_status", None) or HTTP_STATUS.get(exc.kind)
+    status = HTTP_STATUS_BY_REASON.get(exc.reason) or HTTP_STATUS.get(exc.kind)
     if status is not None:
         out[HTTP_STATUS_HEADER] = str(status)
     if isinstance(exc, RateLimited):

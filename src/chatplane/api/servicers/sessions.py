@@ -8,12 +8,10 @@ import grpc
 
 from chatplane.api import agent_wire, call
 from chatplane.chat.v1 import chat_service_pb2 as chat_pb
-from chatplane.errors import ChatplaneError, ErrorKind
 from chatplane.iam import scopes
 from chatplane.kit.clock import iso
 from chatplane.session.v1 import session_service_pb2 as pb
 from chatplane.session.v1 import session_service_pb2_grpc as pb_grpc
-from chatplane.sessions.attachments import AttachmentTooLarge
 from chatplane.sessions.service import SessionService
 from chatplane.sessions.types import (
     Latency,
@@ -40,14 +38,6 @@ SCOPES = {
 }
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-class PayloadTooLarge(ChatplaneError):
-    """An upload over the size limit: RESOURCE_EXHAUSTED for gRPC, 413 over REST."""
-
-    kind = ErrorKind.RESOURCE_EXHAUSTED
-    reason = "ATTACHMENT_TOO_LARGE"
-    http_status = 413
 
 
 def to_session(info: SessionInfo) -> pb.Session:
@@ -263,16 +253,13 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     async def UploadAttachment(
         self, request: pb.UploadAttachmentRequest, context: Context
     ) -> pb.UploadAttachmentResponse:
-        try:
-            item = await self._sessions.upload(
-                call.principal().tenant_id,
-                request.project_id,
-                request.session_id,
-                content_type=request.file.content_type,
-                body=request.file.data,
-            )
-        except AttachmentTooLarge as exc:
-            raise PayloadTooLarge(exc.message, field="file") from exc
+        item = await self._sessions.upload(
+            call.principal().tenant_id,
+            request.project_id,
+            request.session_id,
+            content_type=request.file.content_type,
+            body=request.file.data,
+        )
         return pb.UploadAttachmentResponse(
             success=True,
             attachment_id=item.id,

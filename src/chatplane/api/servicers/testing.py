@@ -11,9 +11,7 @@ from google.api import httpbody_pb2
 from chatplane.analytics.types import parse_body
 from chatplane.api import call
 from chatplane.api.servicers.analytics import json_body
-from chatplane.api.servicers.sessions import PayloadTooLarge
 from chatplane.iam import scopes
-from chatplane.sessions.attachments import AttachmentTooLarge
 from chatplane.testing.service import BotFunctionService, TestSuiteService
 from chatplane.testing.uploads import UploadService
 from chatplane.testing.v1 import testing_service_pb2 as pb
@@ -42,14 +40,11 @@ class BotFunctionServicer(pb_grpc.BotFunctionServiceServicer):
     async def UploadFile(
         self, request: pb.UploadFileRequest, context: Context
     ) -> httpbody_pb2.HttpBody:
-        try:
-            stored = await self._uploads.upload(
-                call.principal().tenant_id,
-                content_type=request.file.content_type,
-                body=request.file.data,
-            )
-        except AttachmentTooLarge as exc:
-            raise PayloadTooLarge(exc.message, field="file") from exc
+        stored = await self._uploads.upload(
+            call.principal().tenant_id,
+            content_type=request.file.content_type,
+            body=request.file.data,
+        )
         return json_body(stored)
 
     async def ImportBotFunctions(
