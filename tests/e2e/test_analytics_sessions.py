@@ -283,3 +283,22 @@ async def test_billing_summary_and_containment_report(
     assert too_long.json() == {
         "errors": [{"msg": "The date range may not exceed 30 days", "code": 400}]
     }
+
+
+async def test_the_call_id_filter_matches_the_id_exactly(
+    http: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    pid = await agent_project(http, tenant)
+    sessions = {}
+    for call_id in ("a_1", "ab1"):
+        r = await turn(http, tenant, pid, "hello", metadata={"callId": call_id})
+        assert r.status_code == 200, r.text
+        sessions[call_id] = r.json()["sessionId"]
+    for call_id in ("a_1", "ab1"):  # `_` is a character here, not a LIKE wildcard
+        found = await http.post(
+            f"/api/public/bot/{pid}/getSessions",
+            params={"callId": call_id},
+            headers=tenant.headers,
+        )
+        assert found.status_code == 200, found.text
+        assert [s["sessionId"] for s in found.json()["sessions"]] == [sessions[call_id]]

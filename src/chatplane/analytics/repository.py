@@ -99,11 +99,12 @@ class AnalyticsRepository(Repository):
         elif q.containment == DROP_OFF:
             conds.append(containment(idle_cutoff) == DROP_OFF)
         if q.call_id:
-            needle = '%"callId": ' + _json_str(q.call_id) + "%"
+            # Escaped like the tags below: `%` and `_` in a call id are not wildcards.
+            needle = "%" + _like('"callId": ' + _json_str(q.call_id)) + "%"
             conds.append(
                 sa.exists(
                     sa.select(sa.literal(1)).where(
-                        M.c.session_id == S.c.id, M.c.metadata_json.like(needle)
+                        M.c.session_id == S.c.id, M.c.metadata_json.like(needle, escape="\\")
                     )
                 )
             )
