@@ -72,6 +72,7 @@ class BotFunctionService:
             raise InvalidArgument(f"At most {MAX_FILES} files at once", field="fileId")
         found: dict[str, botfunctions.Declaration] = {}
         files: list[tuple[str, str]] = []
+        from_file: dict[str, str] = {}  # tool name -> the uploaded file it came from
         for item in body:
             if not isinstance(item, dict):
                 raise InvalidArgument("Each item must be {fileName, fileId}", field="fileId")
@@ -83,6 +84,7 @@ class BotFunctionService:
             files.append((stored.row.id, name))
             for decl in botfunctions.parse_file(name, stored.row.file_extension, stored.data):
                 found[decl.name] = decl  # a later file wins
+                from_file[decl.name] = stored.row.id
         async with self._db.read() as uow:
             rows = await ImportedToolRepository(uow, tenant_id).in_project(bot_id)
             existing = {r.name: r for r in rows}
@@ -116,7 +118,7 @@ class BotFunctionService:
                 else:
                     row = await uow.get(ImportedTool, row.id) or row
                 row.source, row.origin, row.updated_at = decl.source, decl.origin, now
-                row.file_id = next((f for f, _ in files), "")
+                row.file_id = from_file[name]
                 uow.add(row)
             await uow.flush()
             await self._agents.recompile_with_tools(
