@@ -313,8 +313,9 @@ class DeploymentService:
     async def get_deployment_programs(
         self, tenant_id: str, deployment_id: str, *, uow: UnitOfWork | None = None
     ) -> Resolved:
-        """A deployment's programs whatever its status (a resumed session finishes on the
-        deployment it started on, draining or retired alike)."""
+        """A deployment's programs whatever its status; the caller decides what a status
+        allows (a resumed session finishes on a draining deployment; a retired one is Gone
+        in sessions/turn.py)."""
         if uow is not None:
             row = await DeploymentRepository(uow, tenant_id).get(deployment_id)
         else:
