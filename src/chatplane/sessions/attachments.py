@@ -36,12 +36,18 @@ class AttachmentTooLarge(ResourceExhausted):
     reason = "ATTACHMENT_TOO_LARGE"
 
 
+# The other (text) parts of a form are kept up to this many bytes each.
+MAX_FIELD_BYTES = 256
+
+
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """The `file` part of a multipart body."""
+    """The `file` part of a multipart body, and its other form fields (first of each
+    name, cut to MAX_FIELD_BYTES, trimmed)."""
 
     filename: str
     data: bytes
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 def too_large(max_bytes: int) -> AttachmentTooLarge:
@@ -70,7 +76,8 @@ class _Part:
 
 
 def parse_upload(content_type: str, body: bytes, *, max_bytes: int) -> Upload:
-    """The `file` part of a multipart/form-data body (the first one if several)."""
+    """The `file` part of a multipart/form-data body (the first one if several), with the
+    form's other fields. CPU-bound on large bodies: callers run it in a thread."""
     if len(body) > max_bytes + _FRAMING:
         raise too_large(max_bytes)
     kind, params = parse_options_header(content_type or "")
@@ -116,16 +123,25 @@ def parse_upload(content_type: str, body: bytes, *, max_bytes: int) -> Upload:
         parser.finalize()
     except MultipartParseError as exc:
         raise _bad("the multipart body is malformed") from exc
+    found: Upload | None = None
+    fields: dict[str, str] = {}
     for part in parts:
         disposition, options = parse_options_header(part.headers.get("content-disposition", ""))
-        if disposition != b"form-data" or options.get(b"name") != FILE_FIELD.encode():
+        if disposition != b"form-data":
             continue
-        data = b"".join(part.chunks)
-        if not data:
-            raise _bad("the file is empty")
-        raw_name = options.get(b"filename", b"").decode("utf-8", "replace")
-        return Upload(clean_filename(raw_name), data)
-    raise _bad("the multipart body has no `file` part")
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name != FILE_FIELD:
+            text = b"".join(part.chunks)[:MAX_FIELD_BYTES]
+            fields.setdefault(name, text.decode("utf-8", "replace").strip())
+        elif found is None:
+            data = b"".join(part.chunks)
+            if not data:
+                raise _bad("the file is empty")
+            raw_name = options.get(b"filename", b"").decode("utf-8", "replace")
+            found = Upload(clean_filename(raw_name), data)
+    if found is None:
+        raise _bad("the multipart body has no `file` part")
+    return Upload(found.filename, found.data, fields)
 
 
 def sniff(data: bytes) -> str:

@@ -8,6 +8,7 @@ attachment is "not found".
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -330,7 +331,9 @@ class SessionService:
     ) -> Attachment:
         async with self._db.read() as uow:
             row = await self._row(uow, tenant_id, project_id, session_id)
-        upload = parse_upload(content_type, body, max_bytes=self.max_attachment_bytes)
+        upload = await asyncio.to_thread(
+            parse_upload, content_type, body, max_bytes=self.max_attachment_bytes
+        )
         digest = await self.files.put(upload.data)
         item = SessionAttachment(
             id=f"att_{cuid()}",

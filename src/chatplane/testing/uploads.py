@@ -1,5 +1,6 @@
 """`POST /api/public/uploadfile`: a multipart upload stored like session attachments
-(content-addressed under the data directory, the same FileStore and parser), recorded in
+(content-addressed under the data directory, the same FileStore and parser, whose form
+fields give `fileContext` and `fileExtension`), recorded in
 `uploaded_files` under a 24-hex id that tool and test-suite imports refer to."""
 
 from __future__ import annotations
@@ -8,16 +9,12 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
-
 from chatplane.errors import InvalidArgument
 from chatplane.kit.clock import utcnow
 from chatplane.sessions.attachments import FileStore, parse_upload
 from chatplane.storage.db import Database
 from chatplane.storage.models import UploadedFile
 
-FORM_FIELDS = ("fileContext", "fileExtension")
 MAX_FIELD_CHARS = {"fileContext": 40, "fileExtension": 20}
 
 
@@ -32,65 +29,6 @@ def invalid_file_id() -> InvalidArgument:
     return InvalidArgument("Invalid file id", field="fileId", reason="INVALID_FILE_ID")
 
 
-@dataclass
-class _FieldState:
-    name: str = ""
-    data: bytes = b""
-    header: bytes = b""
-    value: bytes = b""
-
-
-def form_fields(content_type: str, body: bytes) -> dict[str, str]:
-    """The small text parts (`fileContext`, `fileExtension`) of a multipart body."""
-    _, params = parse_options_header(content_type or "")
-    boundary = params.get(b"boundary")
-    if not boundary:
-        return {}
-    out: dict[str, str] = {}
-    st = _FieldState()
-
-    def on_part_begin() -> None:
-        st.name, st.data = "", b""
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        st.header += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        st.value += data[start:end]
-
-    def on_header_end() -> None:
-        if st.header.decode("latin-1").strip().lower() == "content-disposition":
-            _, options = parse_options_header(st.value)
-            st.name = options.get(b"name", b"").decode("utf-8", "replace")
-        st.header, st.value = b"", b""
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if st.name in FORM_FIELDS and len(st.data) < 256:
-            st.data += data[start:end]
-
-    def on_part_end() -> None:
-        if st.name in FORM_FIELDS and st.name not in out:
-            out[st.name] = st.data.decode("utf-8", "replace").strip()
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-        },
-    )
-    try:
-        parser.write(body)
-        parser.finalize()
-    except MultipartParseError:
-        return {}
-    return out
-
-
 class UploadService:
     def __init__(self, db: Database, files: FileStore, *, max_bytes: int) -> None:
         self._db = db
@@ -98,8 +36,8 @@ class UploadService:
         self.max_bytes = max_bytes
 
     async def upload(self, tenant_id: str, *, content_type: str, body: bytes) -> dict[str, str]:
-        upload = parse_upload(content_type, body, max_bytes=self.max_bytes)
-        fields = await asyncio.to_thread(form_fields, content_type, body)
+        upload = await asyncio.to_thread(parse_upload, content_type, body, max_bytes=self.max_bytes)
+        fields = upload.fields
         for name, limit in MAX_FIELD_CHARS.items():
             if len(fields.get(name, "")) > limit:
                 raise InvalidArgument(f"{name} is too long (max {limit} characters)", field=name)
