@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -204,6 +205,7 @@ async def run(*, quick: bool = False) -> list[str]:
         await envoy.stop()
         await server.stop()
         await fake.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
 
     g, f, d, r = c1["get_project"], c1["flow_turn"], c1["direct_model"], c1["reasoning_turn"]
     lines += [

@@ -122,8 +122,8 @@ async def seed(db: Database, rows: int) -> tuple[str, list[str]]:
 
 
 async def bench(rows: int) -> None:
-    url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/analytics.db"
-    db = Database(url)
+    tmp = tempfile.TemporaryDirectory(prefix="analytics-scale-")  # a 1M-row file: removed
+    db = Database(f"sqlite+aiosqlite:///{tmp.name}/analytics.db")
     try:
         tenant_id, pids = await seed(db, rows)
         service = AnalyticsService(
@@ -195,6 +195,7 @@ async def bench(rows: int) -> None:
             await explain_plain(db, label, fn)
     finally:
         await db.dispose()
+        tmp.cleanup()
 
 
 async def explain_plain(db: Database, label: str, run: Callable[[], Awaitable[None]]) -> None:

@@ -99,11 +99,12 @@ async def _fresh_postgres(url: str) -> tuple[str, Callable[[], Awaitable[None]]]
 
 async def run(rows: int, url: str | None) -> None:
     drop = None
+    tmp = tempfile.TemporaryDirectory(prefix="sessions-scale-")  # removed at the end
     if url:
         url, drop = await _fresh_postgres(url)
         backend = "PostgreSQL"
     else:
-        url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/sessions.db"
+        url = f"sqlite+aiosqlite:///{tmp.name}/sessions.db"
         backend = "SQLite"
     db = Database(url)
     try:
@@ -112,6 +113,7 @@ async def run(rows: int, url: str | None) -> None:
         await db.dispose()
         if drop is not None:
             await drop()
+        tmp.cleanup()
 
 
 async def _bench(db: Database, rows: int, backend: str) -> None:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -180,6 +181,7 @@ async def measure(*, quick: bool = False) -> tuple[list[Cost], Sink]:
             await side.server.stop()  # the traced server flushes its last batch here
         await fake.stop()
         await sink.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
     return costs, sink
 
 

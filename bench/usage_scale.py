@@ -25,7 +25,8 @@ MODELS = ("claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-8")
 
 
 async def run(rows: int) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/usage.db")
+    tmp = tempfile.TemporaryDirectory(prefix="usage-scale-")  # removed at the end
+    db = Database(f"sqlite+aiosqlite:///{tmp.name}/usage.db")
     await db.migrate()
     tenant = Tenant(id=cuid(), name="bench")
     projects = [Project(id=cuid(), tenant_id=tenant.id, name=f"p{i}") for i in range(2)]
@@ -87,6 +88,7 @@ async def run(rows: int) -> None:
                 f"{took * 1000:5.0f} ms ({took / baseline:.1f}x the COUNT(*))"
             )
     await db.dispose()
+    tmp.cleanup()
 
 
 if __name__ == "__main__":
