@@ -16,14 +16,12 @@ import pytest
 
 from chatplane.api.errors import MAX_MESSAGE_CHARS
 from tests.conftest import TenantKeys
+from tests.e2e.test_fuzz import deep
 from tests.e2e.test_rest import create_project
 
 
 def _deep(depth: int) -> Any:
-    value: Any = "x"
-    for i in range(depth):
-        value = {"a": value} if i % 2 else [value]
-    return value
+    return deep(depth, "mixed")
 
 
 def _assert_short_400(response: httpx.Response) -> dict[str, Any]:

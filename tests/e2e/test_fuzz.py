@@ -88,7 +88,8 @@ NASTY_PATH_SEGMENTS: list[str] = [
 ]
 
 
-def _deep(depth: int, kind: str) -> Any:
+def deep(depth: int, kind: str) -> Any:
+    """`x` nested `depth` times in arrays, objects, or both in turn (`mixed`)."""
     value: Any = "x"
     for i in range(depth):
         nest_in_object = kind == "object" or (kind == "mixed" and i % 2)
@@ -155,7 +156,7 @@ class Fuzzer:
                 {},
                 [self.rng.choice(NASTY_STRINGS)],
                 {"k": self.rng.choice(NASTY_STRINGS)},
-                _deep(self.rng.choice([5, 31, 40, 90, 300]), self.rng.choice(["list", "object"])),
+                deep(self.rng.choice([5, 31, 40, 90, 300]), self.rng.choice(["list", "object"])),
             ]
         )
 
@@ -163,7 +164,7 @@ class Fuzzer:
         """Arbitrary JSON, for Struct/Value fields (message content, tool schemas)."""
         r = self.rng.random()
         if r < 0.15:
-            return _deep(
+            return deep(
                 self.rng.choice([31, 33, 45, 90, 300]), self.rng.choice(["list", "object", "mixed"])
             )
         if depth > 3 or r < 0.5:

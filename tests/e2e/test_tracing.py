@@ -30,14 +30,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tests.conftest import BOOTSTRAP_KEY
+from tests.e2e.test_agent_turns import RESET, SENT
 from tests.e2e.test_workers import _run_env, _start_run
 from tests.fakes.anthropic import FakeAnthropic, ScriptedReply
 
 MODEL = "claude-haiku-4-5"
 HEADERS = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
 ASSISTANT = 'AGENT: Helper\nGOAL: "Answer questions"\nINSTRUCTIONS: "Be brief."\n'
-RESET = (Path(__file__).resolve().parents[2] / "examples/agents/password-reset.abl").read_text()
-SENT = {"toolName": "send_reset_code", "response": {"sent": True, "masked_email": "m***@x.io"}}
 
 
 def _value(value: AnyValue) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from chatplane.lang import CompileResult, compile_source
@@ -9,6 +10,12 @@ from chatplane.lang import CompileResult, compile_source
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples" / "agents"
 CASES = Path(__file__).parent / "cases"
+HEAD = 'AGENT: T\nGOAL: "g"\n'
+
+
+def src(body: str) -> str:
+    """A minimal agent (AGENT: T, GOAL) followed by `body`, dedented."""
+    return HEAD + textwrap.dedent(body)
 
 
 def codes(result: CompileResult) -> list[str]:

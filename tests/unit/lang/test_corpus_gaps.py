@@ -6,13 +6,7 @@ import textwrap
 
 from chatplane.lang import compile_source, ir
 from chatplane.lang.expr_ast import Lit, Name
-from tests.unit.lang.conftest_helpers import codes, compile_ok
-
-HEAD = 'AGENT: T\nGOAL: "g"\n'
-
-
-def src(body: str) -> str:
-    return HEAD + textwrap.dedent(body)
+from tests.unit.lang.conftest_helpers import codes, compile_ok, src
 
 
 def _calls(p: ir.Program | None) -> list[ir.CallTool]:

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from chatplane.lang import compile_source, ir
 from chatplane.lang.expr_ast import Semantic
-from tests.unit.lang.conftest_helpers import codes, compile_ok
-
-HEAD = 'AGENT: T\nGOAL: "g"\n'
-
-
-def src(body: str) -> str:
-    return HEAD + textwrap.dedent(body)
+from tests.unit.lang.conftest_helpers import codes, compile_ok, src
 
 
 def test_minimal_agent_and_identity() -> None:
