@@ -36,6 +36,13 @@ def database_url(
     yield from _fresh_postgres_database()
 
 
+@pytest.fixture
+def sqlite_only(database_url: str) -> None:
+    """For tests of the default embedded configuration: they run once, with SQLite."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("runs the default embedded configuration")
+
+
 def _fresh_postgres_database() -> Iterator[str]:
     """A throwaway database on the test PostgreSQL, dropped afterwards."""
     import asyncio

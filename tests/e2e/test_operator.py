@@ -41,12 +41,6 @@ def _is_envoy(pid: int) -> bool:
         return b"envoy" in cmdline.read()
 
 
-@pytest.fixture
-def sqlite_only(database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("runs the default embedded configuration")
-
-
 @pytest.mark.usefixtures("sqlite_only")
 async def test_the_first_admin_key_survives_a_failed_first_start(tmp_path: Path) -> None:
     """Item 8: the start fails after the database step (Envoy's files missing, as from a

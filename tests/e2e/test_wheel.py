@@ -59,12 +59,6 @@ def _install(tmp: Path) -> Path:
     return venv
 
 
-@pytest.fixture
-def sqlite_only(database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("runs the default embedded configuration")
-
-
 @pytest.mark.usefixtures("sqlite_only")
 async def test_the_installed_wheel_runs_outside_the_repository(tmp_path: Path) -> None:
     venv = await asyncio.to_thread(_install, tmp_path)
