@@ -6,7 +6,7 @@ import re
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 
 from chatplane.agent.v1 import agent_service_pb2 as pb
 from chatplane.agent.v1 import agent_service_pb2_grpc as pb_grpc
@@ -14,8 +14,8 @@ from chatplane.agent.v1 import deployment_service_pb2 as dpb
 from chatplane.agent.v1 import deployment_service_pb2_grpc as dpb_grpc
 from chatplane.app import App
 from chatplane.errors import Gone, NotFound
-from chatplane.project.v1 import project_service_pb2 as ppb
-from chatplane.project.v1 import project_service_pb2_grpc as ppb_grpc
+from tests.api.test_chat_service import make_project
+from tests.api.test_project_service import error_info, status_details
 from tests.conftest import TenantKeys
 
 CUID = re.compile(r"^c[0-9a-z]{24}$")
@@ -32,28 +32,14 @@ def agent_source(name: str, *, handoff: str = "", goal: str = "Help the user") -
 BROKEN = 'AGENT: Broken\nGOAL: "x"\nFLOW:\n  - start\nstart:\n  THEN: nowhere\n'
 
 
-def status_details(err: grpc.aio.AioRpcError) -> status_pb2.Status:
-    raw = dict(err.trailing_metadata() or ())["grpc-status-details-bin"]
-    assert isinstance(raw, bytes)
-    return status_pb2.Status.FromString(raw)
-
-
 def reason(err: grpc.aio.AioRpcError) -> str:
-    info = error_details_pb2.ErrorInfo()
-    assert status_details(err).details[0].Unpack(info)
-    return info.reason
-
-
-async def new_project(channel: grpc.aio.Channel, tenant: TenantKeys) -> str:
-    stub = ppb_grpc.ProjectServiceStub(channel)
-    created = await stub.CreateProject(ppb.CreateProjectRequest(name="p"), metadata=tenant.metadata)
-    return created.project.id
+    return error_info(err).reason
 
 
 async def test_put_get_list_delete(channel: grpc.aio.Channel, tenant: TenantKeys) -> None:
     stub = pb_grpc.AgentServiceStub(channel)
     md = tenant.metadata
-    pid = await new_project(channel, tenant)
+    pid = await make_project(channel, tenant)
     put = await stub.PutAgent(
         pb.PutAgentRequest(project_id=pid, agent_name="Helper", source=agent_source("Helper")),
         metadata=md,
@@ -93,7 +79,7 @@ async def test_compile_errors_are_bad_request_details(
     channel: grpc.aio.Channel, tenant: TenantKeys
 ) -> None:
     stub = pb_grpc.AgentServiceStub(channel)
-    pid = await new_project(channel, tenant)
+    pid = await make_project(channel, tenant)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.PutAgent(
             pb.PutAgentRequest(project_id=pid, agent_name="Broken", source=BROKEN),
@@ -117,7 +103,7 @@ async def test_handoff_to_unknown_agent_and_name_rules(
 ) -> None:
     stub = pb_grpc.AgentServiceStub(channel)
     md = tenant.metadata
-    pid = await new_project(channel, tenant)
+    pid = await make_project(channel, tenant)
     src = agent_source("Front", handoff="Billing")
     saved = await stub.PutAgent(
         pb.PutAgentRequest(project_id=pid, agent_name="Front", source=src), metadata=md
@@ -150,7 +136,7 @@ async def test_deploy_lifecycle(app: App, channel: grpc.aio.Channel, tenant: Ten
     agents = pb_grpc.AgentServiceStub(channel)
     stub = dpb_grpc.DeploymentServiceStub(channel)
     md = tenant.metadata
-    pid = await new_project(channel, tenant)
+    pid = await make_project(channel, tenant)
     for name in ("Billing", "Front"):
         handoff = "Billing" if name == "Front" else ""
         await agents.PutAgent(
@@ -254,7 +240,7 @@ async def test_invalid_transitions(channel: grpc.aio.Channel, tenant: TenantKeys
     agents = pb_grpc.AgentServiceStub(channel)
     stub = dpb_grpc.DeploymentServiceStub(channel)
     md = tenant.metadata
-    pid = await new_project(channel, tenant)
+    pid = await make_project(channel, tenant)
     await agents.PutAgent(
         pb.PutAgentRequest(project_id=pid, agent_name="A", source=agent_source("A")), metadata=md
     )
@@ -308,7 +294,7 @@ async def test_cross_tenant_and_resolve_errors(
 ) -> None:
     agents = pb_grpc.AgentServiceStub(channel)
     stub = dpb_grpc.DeploymentServiceStub(channel)
-    pid = await new_project(channel, tenant)
+    pid = await make_project(channel, tenant)
     with pytest.raises(NotFound, match="Project not found or has no agents"):
         await app.agents.resolve(tenant.tenant_id, pid)
     await agents.PutAgent(

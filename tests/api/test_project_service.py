@@ -17,12 +17,16 @@ from tests.conftest import BOOTSTRAP_KEY, TenantKeys
 CUID = re.compile(r"^c[0-9a-z]{24}$")
 
 
-def error_info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+def status_details(err: grpc.aio.AioRpcError) -> status_pb2.Status:
+    """The google.rpc.Status a failed call carries in its trailers."""
     raw = dict(err.trailing_metadata() or ())["grpc-status-details-bin"]
     assert isinstance(raw, bytes)
-    status = status_pb2.Status.FromString(raw)
+    return status_pb2.Status.FromString(raw)
+
+
+def error_info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
+    assert status_details(err).details[0].Unpack(info)
     return info
 
 
