@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from opentelemetry.trace import Span
+
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
 from chatplane.llm.local import count_input_tokens, count_tokens
@@ -17,6 +19,7 @@ from chatplane.llm.types import (
     ToolCallDelta,
     ToolCallStart,
 )
+from chatplane.observability import tracing
 from chatplane.usage.types import UsageRow
 
 
@@ -117,6 +120,20 @@ class Meter:
             usage.cache_write_tokens,
         )
         return self.cost
+
+    def end_span(
+        self, span: Span, *, finish_reason: str | None, error: BaseException | None, status: str
+    ) -> None:
+        """End the call's tracing span with what the meter counted."""
+        tracing.end_llm_span(
+            span,
+            finish_reason=finish_reason,
+            input_tokens=self.usage.input_tokens,
+            output_tokens=self.usage.output_tokens,
+            cost=self.cost,
+            error=error,
+            status=status,
+        )
 
     def record(self, status: str) -> None:
         """Hand the usage row to the sink: `ok`, `error` or `cancelled`. Once only."""

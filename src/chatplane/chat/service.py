@@ -253,12 +253,9 @@ class ChatService:
             raise
         finally:
             meter.record(status)
-            tracing.end_llm_span(
+            meter.end_span(
                 span,
                 finish_reason=finish.finish_reason if finish is not None else None,
-                input_tokens=meter.usage.input_tokens,
-                output_tokens=meter.usage.output_tokens,
-                cost=meter.cost,
                 error=failure,
                 status=status,
             )
