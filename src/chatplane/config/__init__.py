@@ -44,6 +44,7 @@ __all__ = [  # and re-exported from config.sources, for the callers that import 
     "normalize_database_url",
     "reference",
     "reference_markdown",
+    "usable_cpus",
 ]
 
 INFLIGHT_PER_CORE = 96
@@ -371,8 +372,13 @@ def default_max_inflight() -> int:
     """Calls in flight per server process when CHATPLANE_MAX_INFLIGHT is unset: what one
     process keeps answering promptly (docs/performance.md), a little more where more cores
     share the Envoy and database work that runs outside the process."""
+    return INFLIGHT_PER_CORE * min(usable_cpus(), 2)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, else the machine's), at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return INFLIGHT_PER_CORE * min(max(cores or 1, 1), 2)
+    return max(cores or 1, 1)
 
 
 # --- the configuration reference (docs/configuration.md) ------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from chatplane.config import usable_cpus
 from chatplane.gateway.render import (
     ACCESS_LOG_PATH,
     ADMIN_SOCKET_MODE,
@@ -50,7 +51,7 @@ docs/performance.md."""
 
 def default_concurrency() -> int:
     """MAX_DEFAULT_CONCURRENCY, or fewer when fewer CPUs are available to this process."""
-    return max(1, min(MAX_DEFAULT_CONCURRENCY, len(os.sched_getaffinity(0))))
+    return min(MAX_DEFAULT_CONCURRENCY, usable_cpus())
 
 
 __all__ = [
