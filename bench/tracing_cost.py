@@ -26,49 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-
 from bench import procs
 from bench.clients import Clients
 from bench.stats import Call, Sample, interleaved, warm_up
 from chatplane.gateway import EnvoyProcess
+from tests.fakes.otlp import OtlpReceiver
 
 MODES = ("grpc_get_project", "grpc_complete", "rest_complete")
-
-
-class Sink:
-    """An OTLP/HTTP trace receiver that counts and drops what it gets."""
-
-    def __init__(self) -> None:
-        self.spans = 0
-        self.requests = 0
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-
-    async def _traces(self, request: web.Request) -> web.Response:
-        export = ExportTraceServiceRequest.FromString(await request.read())
-        self.requests += 1
-        self.spans += sum(
-            len(scope.spans) for rs in export.resource_spans for scope in rs.scope_spans
-        )
-        body = ExportTraceServiceResponse().SerializeToString()
-        return web.Response(body=body, content_type="application/x-protobuf")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/traces", self._traces)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @contextlib.contextmanager
@@ -140,10 +104,10 @@ class Cost:
     cpu_on_ms: float
 
 
-async def measure(*, quick: bool = False) -> tuple[list[Cost], Sink]:
+async def measure(*, quick: bool = False) -> tuple[list[Cost], OtlpReceiver]:
     rounds, seconds = (150, 8.0) if quick else (1500, 30.0)
     run_dir = Path(tempfile.mkdtemp(prefix="tracing-bench-"))
-    sink = Sink()
+    sink = OtlpReceiver()
     await sink.start()
     fake, fake_port = await procs.start_fake(run_dir)
     sides: list[Side] = []
@@ -185,7 +149,7 @@ async def measure(*, quick: bool = False) -> tuple[list[Cost], Sink]:
     return costs, sink
 
 
-def render(costs: list[Cost], sink: Sink) -> list[str]:
+def render(costs: list[Cost], sink: OtlpReceiver) -> list[str]:
     return [
         "## G. Tracing cost (`python -m bench.tracing_cost`)",
         "",
@@ -203,7 +167,7 @@ def render(costs: list[Cost], sink: Sink) -> list[str]:
             for c in costs
         ),
         "",
-        f"- The sink received {sink.spans} spans in {sink.requests} export requests.",
+        f"- The sink received {len(sink.spans)} spans in {sink.requests} export requests.",
         "- Off, nothing is installed (no interceptor, no tracer provider; the helpers "
         "return at one check), so the off column is the server's cost without tracing.",
         "",
