@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.stats import median_ms
 from chatplane.analytics import jobs
 from chatplane.analytics.service import CONTAINMENT, AnalyticsService
 from chatplane.kit.clock import utcnow
@@ -35,15 +35,6 @@ RUNS = 20
 BATCH = 20_000
 OUTCOMES = ("selfService", "agent", "dropOff", "")
 SPAN = dt.timedelta(days=90)
-
-
-async def _median(fn: Callable[[], Awaitable[object]]) -> float:
-    times = []
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        await fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
 
 
 def _templates(tenant_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -190,7 +181,7 @@ async def bench(rows: int) -> None:
             ("LLM usage logs, 30 days, page of 50", logs),
         ]
         for label, fn in cases:
-            print(f"  {label:40s} {await _median(fn):8.1f} ms p50")
+            print(f"  {label:40s} {await median_ms(fn, RUNS):8.1f} ms p50")
         for label, fn in cases:
             await explain_plain(db, label, fn)
     finally:
@@ -217,7 +208,7 @@ async def explain_plain(db: Database, label: str, run: Callable[[], Awaitable[No
         for statement, params in seen:
             raw = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, tuple(params))
             for row in raw.fetchall():
-                print(f"    {row[3]}")
+                print("    " + str(row._mapping["detail"]))  # (id, parent, notused, detail)
             print("    --")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import socket
 import time
@@ -27,7 +26,7 @@ import aiohttp
 from bench import procs
 from bench.clients import MODEL, Clients
 from bench.sidevenv import LITELLM, Tool
-from bench.stats import Call, Sample, closed_loop, interleaved, warm_up
+from bench.stats import Call, Sample, closed_loop, fmt, interleaved, ratio, warm_up
 
 if TYPE_CHECKING:
     from bench.runner import Plan
@@ -195,16 +194,6 @@ def own_cpu_ms(name: str, s: Sample) -> float:
     return _per_call(s, "chatplane server", "Envoy")
 
 
-def _f(value: float, digits: int = 2) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _x(value: float, base: float) -> str:
-    if base == 0 or math.isnan(value) or math.isnan(base):
-        return "n/a"
-    return f"{value / base:.2f}x"
-
-
 def render(side: Side | None, plan: Plan) -> list[str]:
     out = ["## E. Side by side: LiteLLM proxy and chatplane, same upstream, same run", ""]
     if side is None or side.error:
@@ -229,11 +218,11 @@ def render(side: Side | None, plan: Plan) -> list[str]:
     merged = {name: merge(samples) for name, samples in side.cn.items() if samples}
     for name, s in merged.items():
         errors = str(s.errors) if not s.errors else f"{s.errors} ({s.first_error})"
-        envoy = "-" if name == "litellm" else _f(_per_call(s, "Envoy"))
+        envoy = "-" if name == "litellm" else fmt(_per_call(s, "Envoy"))
         out.append(
-            f"| {LABELS[name]} | {s.count} | {errors} | {_f(s.rps, 0)} | {_f(s.p(50))} | "
-            f"{_f(s.p(99))} | {_f(own_cpu_ms(name, s))} | {envoy} | "
-            f"{_f(_per_call(s, 'fake upstream'))} | {_f(_per_call(s, 'load generator'))} |"
+            f"| {LABELS[name]} | {s.count} | {errors} | {fmt(s.rps, 0)} | {fmt(s.p(50))} | "
+            f"{fmt(s.p(99))} | {fmt(own_cpu_ms(name, s))} | {envoy} | "
+            f"{fmt(_per_call(s, 'fake upstream'))} | {fmt(_per_call(s, 'load generator'))} |"
         )
     out += ["", f"Concurrency 1 ({plan.c1_rounds} rounds at most, {plan.c1_seconds:g} s):", ""]
     out += [
@@ -244,7 +233,7 @@ def render(side: Side | None, plan: Plan) -> list[str]:
     for name, one in side.c1.items():
         extra = "baseline" if base is None or one is base else f"{one.p(50) - base.p(50):+.2f}"
         out.append(
-            f"| {LABELS[name]} | {one.count} | {_f(one.p(50))} | {_f(one.p(99))} | {extra} |"
+            f"| {LABELS[name]} | {one.count} | {fmt(one.p(50))} | {fmt(one.p(99))} | {extra} |"
         )
     lite = merged.get("litellm")
     lite1 = side.c1.get("litellm")
@@ -257,11 +246,11 @@ def render(side: Side | None, plan: Plan) -> list[str]:
         cpu_ratio = own_cpu_ms("litellm", lite) / ours_ms if ours_ms else float("nan")
         added = ours1.p(50) - base.p(50)
         out.append(
-            f"- {LABELS[name]}: **{_x(ours.rps, lite.rps)} LiteLLM's req/s** at concurrency "
-            f"{plan.concurrency}; CPU per call (server + Envoy) **{_x(cpu_ratio, 1.0)} lower** "
+            f"- {LABELS[name]}: **{ratio(ours.rps, lite.rps)} LiteLLM's req/s** at concurrency "
+            f"{plan.concurrency}; CPU per call (server + Envoy) **{ratio(cpu_ratio, 1.0)} lower** "
             f"than LiteLLM's (target {CPU_TARGET:g}x: "
             f"{'met' if cpu_ratio >= CPU_TARGET else '**missed**'}); p50 at concurrency 1 "
-            f"{_x(lite1.p(50), ours1.p(50))} lower; added p50 {added:+.2f} ms over the direct "
+            f"{ratio(lite1.p(50), ours1.p(50))} lower; added p50 {added:+.2f} ms over the direct "
             f"call (target under {ADDED_P50_TARGET_MS:g} ms: "
             f"{'met' if added < ADDED_P50_TARGET_MS else '**missed**'})."
         )

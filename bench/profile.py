@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.sidevenv import PY_SPY, Tool
-from bench.stats import Call, Sample, closed_loop, warm_up
+from bench.stats import Call, Sample, closed_loop, fmt, warm_up
 
 SECONDS = 8
 KEEP = Path(__file__).resolve().parents[1] / "var" / "bench" / "py-spy.raw"
@@ -220,10 +220,6 @@ async def run(
     return Profile(seconds=seconds, samples=total, loop=loop, groups=groups, top=top)
 
 
-def _f(value: float, digits: int = 3) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
-
-
 def render(p: Profile | None, *, litellm_ms: float | None, envoy_ms: float | None) -> list[str]:
     """The "where the time goes" table; the floor and the distance to 10x LiteLLM."""
     out = ["## F. Where the chatplane server's CPU goes (REST complete, concurrency 20)", ""]
@@ -235,8 +231,8 @@ def render(p: Profile | None, *, litellm_ms: float | None, envoy_ms: float | Non
     out += [
         f"py-spy {PY_SPY.split('==')[1]} sampled the server at {RATE} Hz for {p.seconds} s "
         f"(`{' '.join(SPY_FLAGS)}`: {p.samples} samples of the thread holding the GIL, "
-        f"Cython and C frames included) while {loop.count} calls ran ({_f(loop.rps, 0)} "
-        f"req/s; server CPU {_f(server_ms)} ms per call, from /proc). A sample counts for the "
+        f"Cython and C frames included) while {loop.count} calls ran ({fmt(loop.rps, 0)} "
+        f"req/s; server CPU {fmt(server_ms, 3)} ms per call, from /proc). A sample counts for the "
         "innermost frame of a known group (library code called by our code counts as that "
         "library; stdlib, C internals and unknown packages count for their caller). CPU ms "
         "per call = share x the server's CPU per call: it assumes time holding the GIL is "
@@ -251,23 +247,23 @@ def render(p: Profile | None, *, litellm_ms: float | None, envoy_ms: float | Non
         frames = p.top.get(group, Counter()).most_common(3)
         what = "; ".join(f"`{name}` {n * 100 / p.samples:.0f}%" for name, n in frames)
         share = p.groups.get(group, 0) * 100 / p.samples
-        out.append(f"| {group} | {_f(share, 1)}% | {_f(ms)} | {what or '-'} |")
+        out.append(f"| {group} | {fmt(share, 1)}% | {fmt(ms, 3)} | {what or '-'} |")
     floor_groups = ("grpc.aio", "asyncio loop")
     floor = sum(ms for group, ms in rows if group in floor_groups)
     out += [""]
     if envoy_ms is not None and not math.isnan(envoy_ms):
         floor += envoy_ms
         out.append(
-            f"- Floor of this stack (grpc.aio + the event loop + Envoy's {_f(envoy_ms)} ms, "
-            f"with no work of our own): about **{_f(floor)} ms of CPU per call**; measured "
-            f"now, server + Envoy: {_f(server_ms + envoy_ms)} ms."
+            f"- Floor of this stack (grpc.aio + the event loop + Envoy's {fmt(envoy_ms, 3)} ms, "
+            f"with no work of our own): about **{fmt(floor, 3)} ms of CPU per call**; measured "
+            f"now, server + Envoy: {fmt(server_ms + envoy_ms, 3)} ms."
         )
         if litellm_ms is not None and not math.isnan(litellm_ms):
             goal = litellm_ms / 10
             out.append(
-                f"- 10x LiteLLM's CPU per call ({_f(litellm_ms)} ms, section E) is "
-                f"{_f(goal)} ms: {_f(server_ms + envoy_ms - goal)} ms to go, of which the "
-                f"floor leaves at most {_f(max(0.0, server_ms + envoy_ms - floor))} ms "
+                f"- 10x LiteLLM's CPU per call ({fmt(litellm_ms, 3)} ms, section E) is "
+                f"{fmt(goal, 3)} ms: {fmt(server_ms + envoy_ms - goal, 3)} ms to go, of which the "
+                f"floor leaves at most {fmt(max(0.0, server_ms + envoy_ms - floor), 3)} ms "
                 "that code changes on this stack can remove"
                 + (
                     " (the floor alone is above the goal: 10x needs a different stack)."

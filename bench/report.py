@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from bench import lang_bench, litellm_bench
 from bench import profile as server_profile
-from bench.stats import Sample
+from bench.stats import Sample, fmt, ratio
 
 if TYPE_CHECKING:
     from bench.runner import Results
@@ -31,22 +31,10 @@ BASELINE = {
 CPU_COLUMNS = ["chatplane server", "Envoy", "fake upstream", "load generator"]
 
 
-def _f(value: float | None, digits: int = 2) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
 def _signed(value: float, digits: int = 2) -> str:
     if math.isnan(value):
         return "n/a"
     return f"{value:+.{digits}f}"
-
-
-def _ratio(value: float, base: float) -> str:
-    if base <= 0 or math.isnan(value) or math.isnan(base):
-        return "n/a"
-    return f"{value / base:.2f}x"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -91,10 +79,10 @@ def _floor_row(f: Sample | None, g: Sample) -> list[list[str]]:
             "for scale: gRPC `grpc.health.v1.Health/Check` direct (no auth, no database)",
             str(f.count),
             _errors(f),
-            _f(f.p(50)),
-            _f(f.p(99)),
-            _ratio(f.p(50), g.p(50)),
-            _ratio(f.p(99), g.p(99)),
+            fmt(f.p(50)),
+            fmt(f.p(99)),
+            ratio(f.p(50), g.p(50)),
+            ratio(f.p(99), g.p(99)),
         ]
     ]
 
@@ -156,8 +144,8 @@ def render(r: Results) -> str:
                     "gRPC `GetProject` direct (baseline)",
                     str(g.count),
                     _errors(g),
-                    _f(g.p(50)),
-                    _f(g.p(99)),
+                    fmt(g.p(50)),
+                    fmt(g.p(99)),
                     "1.00x",
                     "1.00x",
                 ],
@@ -165,10 +153,10 @@ def render(r: Results) -> str:
                     "REST `GET /api/projects/{id}` via Envoy",
                     str(h.count),
                     _errors(h),
-                    _f(h.p(50)),
-                    _f(h.p(99)),
-                    _ratio(h.p(50), g.p(50)),
-                    _ratio(h.p(99), g.p(99)),
+                    fmt(h.p(50)),
+                    fmt(h.p(99)),
+                    ratio(h.p(50), g.p(50)),
+                    ratio(h.p(99), g.p(99)),
                 ],
                 *_floor_row(r.foundation.get("health"), g),
             ],
@@ -177,7 +165,7 @@ def render(r: Results) -> str:
             "",
             f"Envoy + JSON transcoding add **{_signed(h.p(50) - g.p(50))} ms at p50** and "
             f"{_signed(h.p(99) - g.p(99))} ms at p99 (REST/gRPC p50 ratio "
-            f"{_ratio(h.p(50), g.p(50))}).",
+            f"{ratio(h.p(50), g.p(50))}).",
             "",
         ]
 
@@ -199,7 +187,7 @@ def render(r: Results) -> str:
             base_name = BASELINE.get(name)
             if base_name is None:
                 rows.append(
-                    [LABELS[name], str(s.count), _errors(s), _f(s.p(50)), _f(s.p(99))]
+                    [LABELS[name], str(s.count), _errors(s), fmt(s.p(50)), fmt(s.p(99))]
                     + ["baseline"] * 3
                     + ["-"]
                 )
@@ -212,11 +200,11 @@ def render(r: Results) -> str:
                     LABELS[name],
                     str(s.count),
                     _errors(s),
-                    _f(s.p(50)),
-                    _f(s.p(99)),
+                    fmt(s.p(50)),
+                    fmt(s.p(99)),
                     _signed(added),
                     _signed(s.p(99) - b.p(99)),
-                    _ratio(s.p(50), b.p(50)),
+                    ratio(s.p(50), b.p(50)),
                     verdict,
                 ]
             )
@@ -250,8 +238,8 @@ def render(r: Results) -> str:
             ttft_rows.append(
                 [
                     LABELS[name],
-                    _f(stream.ttft(50)),
-                    _f(stream.ttft(99)),
+                    fmt(stream.ttft(50)),
+                    fmt(stream.ttft(99)),
                     "baseline" if is_base else _signed(stream.ttft(50) - base.ttft(50)),
                     "baseline" if is_base else _signed(stream.ttft(99) - base.ttft(99)),
                 ]
@@ -284,17 +272,17 @@ def render(r: Results) -> str:
                     LABELS[name],
                     str(s.count),
                     _errors(s),
-                    _f(s.rps, 0),
-                    "baseline" if base_cn is None else _ratio(s.rps, base_cn.rps),
-                    _f(s.p(50)),
-                    _f(s.p(99)),
-                    _f(s.ttft(50)) if s.ttfts else "-",
+                    fmt(s.rps, 0),
+                    "baseline" if base_cn is None else ratio(s.rps, base_cn.rps),
+                    fmt(s.p(50)),
+                    fmt(s.p(99)),
+                    fmt(s.ttft(50)) if s.ttfts else "-",
                     *(
-                        _f(s.cpu.get(col, float("nan")) * 1000 / s.count if s.count else None)
+                        fmt(s.cpu.get(col, float("nan")) * 1000 / s.count if s.count else None)
                         for col in CPU_COLUMNS
                     ),
-                    _f(s.cpu.get("chatplane server", 0.0) / s.elapsed if s.elapsed else None),
-                    _f(busy),
+                    fmt(s.cpu.get("chatplane server", 0.0) / s.elapsed if s.elapsed else None),
+                    fmt(busy),
                 ]
             )
         out += _table(
@@ -334,12 +322,12 @@ def render(r: Results) -> str:
             rows.append(
                 [
                     LABELS[name],
-                    _f(one.rps, 0) if one else "-",
-                    _f(s2.rps, 0),
-                    _ratio(s2.rps, one.rps) if one else "-",
+                    fmt(one.rps, 0) if one else "-",
+                    fmt(s2.rps, 0),
+                    ratio(s2.rps, one.rps) if one else "-",
                     _errors(s2),
-                    _f(s2.p(50)),
-                    _f(s2.p(99)),
+                    fmt(s2.p(50)),
+                    fmt(s2.p(99)),
                 ]
             )
         out += _table(
@@ -362,7 +350,7 @@ def render(r: Results) -> str:
         out += _table(
             ["process", "RSS after start-up MiB", "peak RSS (VmHWM) at the end MiB"],
             [
-                [name, _f(r.rss_start.get(name), 1), _f(peak, 1)]
+                [name, fmt(r.rss_start.get(name), 1), fmt(peak, 1)]
                 for name, peak in r.rss_peak.items()
             ],
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from bench.stats import median_ms
 from chatplane.config import normalize_database_url
 from chatplane.kit.clock import utcnow
 from chatplane.kit.ids import cuid
@@ -70,17 +70,8 @@ def _row(i: int, tenant_id: str, project_ids: list[str], now: dt.datetime) -> di
     }
 
 
-async def _median(fn: Callable[[], Awaitable[object]]) -> float:
-    times = []
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        await fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
-
-
 async def _fresh_postgres(url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
-    import asyncpg  # noqa: PLC0415
+    import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415
 
     base = make_url(normalize_database_url(url))
     name = f"chatplane_bench_{uuid.uuid4().hex[:8]}"
@@ -155,7 +146,7 @@ async def _bench(db: Database, rows: int, backend: str) -> None:
         ("list, channel=chat", {"limit": 50, "offset": 0, "channel": "chat"}),
     ]
     for label, filters in cases:
-        ms = await _median(lambda f=filters: page(**f))  # type: ignore[misc]
+        ms = await median_ms(lambda f=filters: page(**f), RUNS)  # type: ignore[misc]
         print(f"  {label:32s} {ms:8.1f} ms  (page + total count)")
     async with db.read() as uow:
         rows_, _ = await SessionQueries(uow, tenant.id).filtered(
@@ -167,7 +158,7 @@ async def _bench(db: Database, rows: int, backend: str) -> None:
         async with db.read() as uow:
             await SessionQueries(uow, tenant.id).in_project(pid, target)
 
-    print(f"  {'get by id':32s} {await _median(get):8.1f} ms")
+    print(f"  {'get by id':32s} {await median_ms(get, RUNS):8.1f} ms")
 
 
 def main() -> None:

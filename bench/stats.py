@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,3 +146,27 @@ async def closed_loop(
     cpu_after = cpu_probe()
     sample.cpu = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
     return sample
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    """A figure for a report table: `n/a` when there is none."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def ratio(value: float, base: float) -> str:
+    """`value / base` as `1.23x`, or `n/a`."""
+    if base <= 0 or math.isnan(value) or math.isnan(base):
+        return "n/a"
+    return f"{value / base:.2f}x"
+
+
+async def median_ms(fn: Callable[[], Awaitable[object]], runs: int) -> float:
+    """The median wall time of `runs` sequential calls, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
