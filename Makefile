@@ -44,7 +44,7 @@ check-gen: $(STAMP) $(TS_DEPS)
 lint: $(STAMP)
 	ruff check .
 	ruff format --check .
-	mypy src
+	mypy src bench
 	python scripts/check_layers.py
 	buf lint
 	buf format --diff --exit-code
