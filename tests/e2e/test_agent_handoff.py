@@ -12,6 +12,7 @@ from chatplane.app import App
 from chatplane.storage.models import TaskExecution
 from tests.conftest import TenantKeys
 from tests.e2e.test_agent_turns import mocks, session_row, turn
+from tests.e2e.test_agents_rest import deploy, put
 from tests.e2e.test_rest import create_project
 
 AGENTS = Path(__file__).resolve().parents[2] / "examples/agents"
@@ -23,17 +24,9 @@ async def test_a_refund_is_handed_off_to_billing_and_filed_there(
 ) -> None:
     pid = await create_project(http, tenant)
     for name, file in (("Billing_Agent", "billing.abl"), ("Order_Support", "support.abl")):
-        saved = await http.put(
-            f"/api/projects/{pid}/agents/{name}",
-            json={"source": (AGENTS / file).read_text()},
-            headers=tenant.headers,
-        )
+        saved = await put(http, tenant, pid, name, (AGENTS / file).read_text())
         assert saved.status_code == 200, saved.text
-    deployed = await http.post(
-        f"/api/projects/{pid}/deployments",
-        json={"environment": "dev", "entryAgentName": "Order_Support"},
-        headers=tenant.headers,
-    )
+    deployed = await deploy(http, tenant, pid, entryAgentName="Order_Support")
     assert deployed.status_code == 200, deployed.text
 
     replies = []
@@ -132,15 +125,9 @@ async def test_a_handoff_in_the_first_turn_records_the_agent_that_handed_off(
 ) -> None:
     pid = await create_project(http, tenant)
     for name, source in (("Back", BACK), ("Front", FRONT)):
-        saved = await http.put(
-            f"/api/projects/{pid}/agents/{name}", json={"source": source}, headers=tenant.headers
-        )
+        saved = await put(http, tenant, pid, name, source)
         assert saved.status_code == 200, saved.text
-    deployed = await http.post(
-        f"/api/projects/{pid}/deployments",
-        json={"environment": "dev", "entryAgentName": "Front"},
-        headers=tenant.headers,
-    )
+    deployed = await deploy(http, tenant, pid, entryAgentName="Front")
     assert deployed.status_code == 200, deployed.text
     r = await turn(http, tenant, pid, "hello", environment="dev")
     assert r.status_code == 200, r.text

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +18,7 @@ from chatplane.app import App
 from chatplane.project.v1 import project_service_pb2 as pb
 from chatplane.project.v1 import project_service_pb2_grpc as pb_grpc
 from tests.conftest import TenantKeys, make_settings, new_tenant
+from tests.e2e.test_operator import cli_process
 
 
 async def test_jwt_auth_header(app: App, http: httpx.AsyncClient, tenant: TenantKeys) -> None:
@@ -55,22 +54,10 @@ async def test_cli_creates_a_working_key(tmp_path: Path, database_url: str) -> N
         pytest.skip("the CLI runs on the default embedded database")
     env = {**os.environ, "CHATPLANE_DATA_DIR": str(tmp_path)}
     env.pop("CHATPLANE_DATABASE_URL", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chatplane.cli",
-        "keys",
-        "create",
-        "--name",
-        "ci",
-        "--scopes",
-        "project:read",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+    code, out, _ = await cli_process(
+        env, "keys", "create", "--name", "ci", "--scopes", "project:read"
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0
+    assert code == 0
     created = json.loads(out)
     assert created["secret"].startswith("abl_sk-") and created["scopes"] == ["project:read"]
 
@@ -92,28 +79,13 @@ async def test_cli_creates_a_working_key(tmp_path: Path, database_url: str) -> N
         await app.stop(1.0)
 
 
-async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chatplane.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_cli_creates_a_publishable_key(tmp_path: Path, database_url: str) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("the CLI runs on the default embedded database")
     env = {**os.environ, "CHATPLANE_DATA_DIR": str(tmp_path)}
     env.pop("CHATPLANE_DATABASE_URL", None)
     origin = "https://shop.example.com"
-    code, out, _ = await _cli(
+    code, out, _ = await cli_process(
         env, "keys", "create", "--name", "web", "--type", "publishable", "--allowed-origins", origin
     )
     assert code == 0
@@ -122,9 +94,11 @@ async def test_cli_creates_a_publishable_key(tmp_path: Path, database_url: str) 
     assert sorted(created["scopes"]) == ["session:execute", "session:read"]
     assert created["allowedOrigins"] == [origin]
     # Without an origin, or with more than the Chat API's scopes: one clear line, no key.
-    code, out, err = await _cli(env, "keys", "create", "--name", "x", "--type", "publishable")
+    code, out, err = await cli_process(
+        env, "keys", "create", "--name", "x", "--type", "publishable"
+    )
     assert (code, out) == (1, "") and "origin" in err.lower() and "Traceback" not in err
-    code, out, err = await _cli(
+    code, out, err = await cli_process(
         env,
         "keys",
         "create",
@@ -139,7 +113,7 @@ async def test_cli_creates_a_publishable_key(tmp_path: Path, database_url: str) 
     )
     assert (code, out) == (1, "")
     assert "chatplane: A publishable key may hold only session:read and session:execute" in err
-    code, out, _ = await _cli(env, "keys", "list")
+    code, out, _ = await cli_process(env, "keys", "list")
     assert code == 0 and out.count("\tweb\t") == 1 and "\tx\t" not in out
 
 

@@ -16,12 +16,14 @@ import pytest
 from tests.e2e.test_workers import _children, _run_env, _start_run
 
 
-async def _run_to_exit(env: dict[str, str], seconds: float = 60) -> tuple[int, str, str]:
+async def cli_process(env: dict[str, str], *args: str, seconds: float = 60) -> tuple[int, str, str]:
+    """`python -m chatplane.cli ARGS` run to its exit (killed past `seconds`): its exit
+    status, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "chatplane.cli",
-        "run",
+        *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -46,7 +48,7 @@ async def test_the_first_admin_key_survives_a_failed_first_start(tmp_path: Path)
     """Item 8: the start fails after the database step (Envoy's files missing, as from a
     broken install); the key created in that step was printed, and works next time."""
     broken = _run_env(tmp_path, CHATPLANE_DESCRIPTOR=str(tmp_path / "missing.binpb"))
-    code, out, err = await _run_to_exit(broken)
+    code, out, err = await cli_process(broken, "run")
     assert code == 1, (out, err)
     key = re.search(r"Admin key \(shown once, store it now\): (abl_sk-\S+)", out)
     assert key, out
@@ -76,8 +78,8 @@ async def test_a_busy_http_port_is_a_clear_error(tmp_path: Path) -> None:
         rest = re.search(r"REST \(Envoy\): http://127\.0\.0\.1:(\d+)", text)
         assert rest
         port = rest.group(1)
-        code, out, err = await _run_to_exit(
-            _run_env(tmp_path / "two", CHATPLANE_HTTP_PORT=port), seconds=30
+        code, out, err = await cli_process(
+            _run_env(tmp_path / "two", CHATPLANE_HTTP_PORT=port), "run", seconds=30
         )
         assert code == 1
         assert f"the HTTP port 127.0.0.1:{port} is in use" in err
