@@ -56,9 +56,10 @@ ALLOWED: dict[str, set[str]] = {
     | OBSERVABILITY
     | {"storage", "app", "gateway", "workers", "cli_agents", "cli_testing"},
     # `agents check` compiles locally; push and deploy speak REST (urllib), like any client.
-    "cli_agents": BASE | {"lang"},
+    "cli_agents": BASE | {"lang", "cli_http"},
     # `test run` speaks REST (urllib) like any CI client.
-    "cli_testing": BASE,
+    "cli_testing": BASE | {"cli_http"},
+    "cli_http": set(),
 }
 # Third-party packages only some rooms may use.
 WIRE = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.")

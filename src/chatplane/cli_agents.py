@@ -9,22 +9,16 @@ the project is unknown). `push` and `deploy` go through the REST API at `CHATPLA
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatplane.cli_http import DEFAULT_URL, Client, HttpFailure, quote_path
 from chatplane.lang import compile_source
 
 COMMANDS = ("agents", "deploy")
-DEFAULT_URL = "http://127.0.0.1:8080"
 SUFFIXES = (".abl", ".yaml", ".yml")
-TIMEOUT = 30.0
 
 
 def add_parsers(sub: Any) -> None:
@@ -102,32 +96,20 @@ def check(paths: list[str]) -> int:
 
 @dataclass(frozen=True)
 class Api:
-    url: str
-    key: str
+    client: Client
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Api:
-        url = args.url or os.environ.get("CHATPLANE_URL") or DEFAULT_URL
-        key = args.key or os.environ.get("CHATPLANE_API_KEY") or ""
-        if not key:
-            raise ApiError("an API key is needed: set CHATPLANE_API_KEY or pass --key")
-        return cls(url.rstrip("/"), key)
+        try:
+            return cls(Client.from_options(args.url, args.key))
+        except HttpFailure as exc:
+            raise ApiError(exc.message) from None
 
     def call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's
-            self.url + path,
-            data=json.dumps(body).encode("utf-8"),
-            method=method,
-            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-                return dict(json.loads(response.read() or b"{}"))
-        except urllib.error.HTTPError as exc:
+            return dict(self.client.call(method, path, body))
+        except HttpFailure as exc:
             raise ApiError.of(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ApiError(f"cannot reach {self.url}: {reason}") from None
 
 
 class ApiError(Exception):
@@ -138,23 +120,19 @@ class ApiError(Exception):
         self.violations = violations or []
 
     @classmethod
-    def of(cls, exc: urllib.error.HTTPError) -> ApiError:
-        try:
-            body = json.loads(exc.read() or b"{}")
-        except ValueError:
-            body = {}
-        message = str(body.get("message") or exc.reason)
+    def of(cls, exc: HttpFailure) -> ApiError:
+        """From chatplane's error body: `message` and the BadRequest field violations."""
+        if not exc.status:
+            return cls(exc.message)
+        body = exc.json()
+        message = str(body.get("message") or exc.message)
         violations = [
             str(v.get("description", ""))
             for detail in body.get("details", [])
             if isinstance(detail, dict)
             for v in detail.get("fieldViolations", [])
         ]
-        return cls(f"{exc.code}: {message}", exc.code, violations)
-
-
-def _path(*parts: str) -> str:
-    return "/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
+        return cls(f"{exc.status}: {message}", exc.status, violations)
 
 
 # --- push ----------------------------------------------------------------------------------
@@ -193,9 +171,8 @@ def _push(args: argparse.Namespace) -> int:
         last: dict[Path, ApiError] = {}
         for path, name, text in pending:
             try:
-                saved = api.call(
-                    "PUT", _path("api", "projects", args.project, "agents", name), {"source": text}
-                )
+                where = quote_path("api", "projects", args.project, "agents", name)
+                saved = api.call("PUT", where, {"source": text})
             except ApiError as exc:
                 if (
                     exc.status == 400
@@ -239,7 +216,7 @@ def _deploy(args: argparse.Namespace) -> int:
         body = {"environment": args.env, "entryAgentName": args.entry}
         if args.label:
             body["label"] = args.label
-        created = api.call("POST", _path("api", "projects", args.project, "deployments"), body)
+        created = api.call("POST", quote_path("api", "projects", args.project, "deployments"), body)
     except ApiError as exc:
         print(f"chatplane: {exc.message}", file=sys.stderr)
         for violation in exc.violations:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import sys
 import time
 import urllib.error
@@ -25,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from chatplane.cli_http import DEFAULT_URL, Client, HttpFailure
+
 COMMANDS = ("test",)
-DEFAULT_URL = "http://127.0.0.1:8080"
-TIMEOUT = 30.0
 
 
 def add_parsers(sub: Any) -> None:
@@ -51,10 +49,7 @@ class CliError(Exception):
     pass
 
 
-class Client:
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.key = url.rstrip("/"), key
-
+class SuiteClient(Client):
     def call(
         self,
         method: str,
@@ -64,25 +59,17 @@ class Client:
         raw: bytes | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.key}", "Content-Type": content_type},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
+            return super().call(method, path, body, raw=raw, content_type=content_type)
+        except HttpFailure as exc:
+            if not exc.status:
+                raise CliError(exc.message) from None
+            errors = exc.json().get("errors") or []  # the XO routes' envelope
             try:
-                errors = json.loads(exc.read() or b"{}").get("errors") or []
-                message = errors[0]["msg"] if errors else exc.reason
-            except (ValueError, KeyError, TypeError, IndexError):
-                message = exc.reason
-            raise CliError(f"{method} {path}: {exc.code} {message}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise CliError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
+                message = errors[0]["msg"] if errors else exc.message
+            except (KeyError, TypeError, IndexError):
+                message = exc.message
+            raise CliError(f"{method} {path}: {exc.status} {message}") from None
 
     def upload(self, name: str, data: bytes) -> str:
         boundary = uuid.uuid4().hex
@@ -111,7 +98,7 @@ def _q(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
 
-def _wait(client: Client, path: str, done: set[str], deadline: float) -> dict[str, Any]:
+def _wait(client: SuiteClient, path: str, done: set[str], deadline: float) -> dict[str, Any]:
     delay = 0.2
     while True:
         reply: dict[str, Any] = client.call("GET", path)
@@ -124,13 +111,11 @@ def _wait(client: Client, path: str, done: set[str], deadline: float) -> dict[st
 
 
 def run(args: argparse.Namespace) -> int:
-    key = args.key or os.environ.get("CHATPLANE_API_KEY") or ""
-    if not key:
-        print(
-            "chatplane: an API key is needed: set CHATPLANE_API_KEY or pass --key", file=sys.stderr
-        )
+    try:
+        client = SuiteClient.from_options(args.url, args.key)
+    except HttpFailure as exc:
+        print(f"chatplane: {exc.message}", file=sys.stderr)
         return 2
-    client = Client(args.url or os.environ.get("CHATPLANE_URL") or DEFAULT_URL, key)
     path = Path(args.suite)
     try:
         result = run_suite(client, path, args)
@@ -157,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if bad or result["status"] != "passed" else 0
 
 
-def run_suite(client: Client, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_suite(client: SuiteClient, path: Path, args: argparse.Namespace) -> dict[str, Any]:
     data = path.read_bytes()
     project = _q(args.project)
     name = args.name or path.stem
