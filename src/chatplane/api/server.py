@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -96,6 +97,11 @@ class Services:
     metrics_token: str | None = None
 
 
+def _name(module: Any, service: str) -> str:
+    """A service's full name from its generated module."""
+    return str(module.DESCRIPTOR.services_by_name[service].full_name)
+
+
 async def _no_database() -> None:
     return None
 
@@ -153,75 +159,87 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        project_service_pb2_grpc.add_ProjectServiceServicer_to_server(
-            projects.ProjectServicer(app.projects), server
-        )
-        api_key_service_pb2_grpc.add_ApiKeyServiceServicer_to_server(
-            keys.ApiKeyServicer(app.iam, app.authenticator), server
-        )
-        chat_service_pb2_grpc.add_ChatServiceServicer_to_server(
-            chat.ChatServicer(app.chats, app.usage, app.projects, app.turns), server
-        )
-        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(
-            agents.AgentServicer(app.agents), server
-        )
-        deployment_service_pb2_grpc.add_DeploymentServiceServicer_to_server(
-            agents.DeploymentServicer(app.deployments), server
-        )
-        session_service_pb2_grpc.add_SessionServiceServicer_to_server(
-            sessions.SessionServicer(app.sessions), server
-        )
-        chat_api_service_pb2_grpc.add_ChatApiServiceServicer_to_server(
-            chats.ChatApiServicer(app.chat_api), server
-        )
-        if app.analytics is not None:
-            analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(
-                analytics.AnalyticsServicer(app.analytics), server
-            )
-        openai_service_pb2_grpc.add_OpenAiServiceServicer_to_server(
-            openai.OpenAiServicer(app.chats), server
-        )
-        ops_service_pb2_grpc.add_OpsServiceServicer_to_server(
-            ops.OpsServicer(
-                ping_database=app.ping_database or _no_database,
-                draining=lambda: self.draining,
-                openapi=openapi.document_bytes,
-                metrics_token=app.metrics_token,
+        # (add to server, servicer, service name): one row per service served.
+        services: list[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]] = [
+            (
+                project_service_pb2_grpc.add_ProjectServiceServicer_to_server,
+                projects.ProjectServicer(app.projects),
+                _name(project_service_pb2, "ProjectService"),
             ),
-            server,
-        )
-        if app.uploads is not None and app.bot_functions is not None:
-            testing_service_pb2_grpc.add_BotFunctionServiceServicer_to_server(
-                testing.BotFunctionServicer(app.uploads, app.bot_functions), server
-            )
-        if app.test_suites is not None:
-            testing_service_pb2_grpc.add_TestSuiteServiceServicer_to_server(
-                testing.TestSuiteServicer(app.test_suites), server
-            )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        self._service_names = [
-            project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"].full_name,
-            api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
-            chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
-            agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
-            deployment_service_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
-            session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
-            chat_api_service_pb2.DESCRIPTOR.services_by_name["ChatApiService"].full_name,
-            openai_service_pb2.DESCRIPTOR.services_by_name["OpenAiService"].full_name,
-            ops_service_pb2.DESCRIPTOR.services_by_name["OpsService"].full_name,
+            (
+                api_key_service_pb2_grpc.add_ApiKeyServiceServicer_to_server,
+                keys.ApiKeyServicer(app.iam, app.authenticator),
+                _name(api_key_service_pb2, "ApiKeyService"),
+            ),
+            (
+                chat_service_pb2_grpc.add_ChatServiceServicer_to_server,
+                chat.ChatServicer(app.chats, app.usage, app.projects, app.turns),
+                _name(chat_service_pb2, "ChatService"),
+            ),
+            (
+                agent_service_pb2_grpc.add_AgentServiceServicer_to_server,
+                agents.AgentServicer(app.agents),
+                _name(agent_service_pb2, "AgentService"),
+            ),
+            (
+                deployment_service_pb2_grpc.add_DeploymentServiceServicer_to_server,
+                agents.DeploymentServicer(app.deployments),
+                _name(deployment_service_pb2, "DeploymentService"),
+            ),
+            (
+                session_service_pb2_grpc.add_SessionServiceServicer_to_server,
+                sessions.SessionServicer(app.sessions),
+                _name(session_service_pb2, "SessionService"),
+            ),
+            (
+                chat_api_service_pb2_grpc.add_ChatApiServiceServicer_to_server,
+                chats.ChatApiServicer(app.chat_api),
+                _name(chat_api_service_pb2, "ChatApiService"),
+            ),
+            (
+                openai_service_pb2_grpc.add_OpenAiServiceServicer_to_server,
+                openai.OpenAiServicer(app.chats),
+                _name(openai_service_pb2, "OpenAiService"),
+            ),
+            (
+                ops_service_pb2_grpc.add_OpsServiceServicer_to_server,
+                ops.OpsServicer(
+                    ping_database=app.ping_database or _no_database,
+                    draining=lambda: self.draining,
+                    openapi=openapi.document_bytes,
+                    metrics_token=app.metrics_token,
+                ),
+                _name(ops_service_pb2, "OpsService"),
+            ),
         ]
         if app.analytics is not None:
-            self._service_names.append(
-                analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+            services.append(
+                (
+                    analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
+                    analytics.AnalyticsServicer(app.analytics),
+                    _name(analytics_service_pb2, "AnalyticsService"),
+                )
             )
         if app.uploads is not None and app.bot_functions is not None:
-            self._service_names.append(
-                testing_service_pb2.DESCRIPTOR.services_by_name["BotFunctionService"].full_name
+            services.append(
+                (
+                    testing_service_pb2_grpc.add_BotFunctionServiceServicer_to_server,
+                    testing.BotFunctionServicer(app.uploads, app.bot_functions),
+                    _name(testing_service_pb2, "BotFunctionService"),
+                )
             )
         if app.test_suites is not None:
-            self._service_names.append(
-                testing_service_pb2.DESCRIPTOR.services_by_name["TestSuiteService"].full_name
+            services.append(
+                (
+                    testing_service_pb2_grpc.add_TestSuiteServiceServicer_to_server,
+                    testing.TestSuiteServicer(app.test_suites),
+                    _name(testing_service_pb2, "TestSuiteService"),
+                )
             )
+        for add, servicer, _ in services:
+            add(servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self._service_names = [name for _, _, name in services]
         missing = _unlisted_methods(self._service_names, scope_table)
         if missing:
             raise RuntimeError(f"methods without an access policy: {missing}")
